@@ -1,0 +1,510 @@
+//! The run configuration: one TOML file, overridable with `--set section.key=value`.
+//!
+//! Every knob a researcher turns between runs lives here, so that a run directory's
+//! resolved `config.toml` is enough to reproduce (or evaluate) the run.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::data::DatasetFormat;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data: DataConfig,
+    pub text_encoder: TextEncoderConfig,
+    #[serde(default)]
+    pub vision_encoder: VisionEncoderConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub ablation: Ablation,
+    #[serde(default)]
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub paths: PathsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `axiom` (single-label) or `restore` (multi-label).
+    pub format: DatasetFormat,
+    /// Training records (JSON array).
+    pub train: PathBuf,
+    /// Validation records; when absent a stratified split of `train` is used.
+    #[serde(default)]
+    pub validation: Option<PathBuf>,
+    /// Folder of `<sample_id>.<jpg|jpeg|png|webp>` images; absent means text-only.
+    #[serde(default)]
+    pub images: Option<PathBuf>,
+    /// Fraction of `train` held out for validation when no validation file is given
+    /// (the reference uses 1/8).
+    #[serde(default = "defaults::val_fraction")]
+    pub val_fraction: f64,
+    /// Seed of the validation split.
+    #[serde(default = "defaults::seed")]
+    pub split_seed: u64,
+}
+
+/// How the text side is pooled into one vector per exposed layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The first token ([CLS] / `<s>`), as the reference does.
+    #[default]
+    Cls,
+    /// Mean over non-padding tokens (what sentence-transformers models are trained for).
+    Mean,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextEncoderConfig {
+    /// A local folder (`config.json`, `tokenizer.json`, weights) or a Hugging Face hub id.
+    pub model: String,
+    #[serde(default = "defaults::max_length")]
+    pub max_length: usize,
+    /// How many of the top hidden layers to expose (the reference uses the last 3).
+    #[serde(default = "defaults::layers")]
+    pub layers: usize,
+    #[serde(default)]
+    pub pooling: Pooling,
+    /// Sentences per encoder batch.
+    #[serde(default = "defaults::encode_batch")]
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisionEncoderConfig {
+    /// A local folder or hub id of a CLIP checkpoint; absent means text-only.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// How many of the top hidden layers to expose ([CLS] of each).
+    #[serde(default = "defaults::layers")]
+    pub layers: usize,
+    #[serde(default = "defaults::encode_batch")]
+    pub batch_size: usize,
+}
+
+impl Default for VisionEncoderConfig {
+    fn default() -> Self {
+        Self { model: None, layers: defaults::layers(), batch_size: defaults::encode_batch() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Shared width that text, image and fused features are projected to.
+    #[serde(default = "defaults::fusion_dim")]
+    pub fusion_dim: usize,
+    #[serde(default = "defaults::heads")]
+    pub heads: usize,
+    #[serde(default = "defaults::experts")]
+    pub experts: usize,
+    #[serde(default = "defaults::dropout")]
+    pub dropout: f32,
+    /// InfoNCE temperature.
+    #[serde(default = "defaults::temperature")]
+    pub temperature: f32,
+    /// loss = (1 - w) * classification + w * contrastive.
+    #[serde(default = "defaults::contrastive_weight")]
+    pub contrastive_weight: f32,
+    /// Weight of the MoE load-balancing term (0 disables it).
+    #[serde(default = "defaults::load_balance_weight")]
+    pub load_balance_weight: f32,
+    /// Transformer blocks in the classifier before the MLP head.
+    #[serde(default = "defaults::classifier_layers")]
+    pub classifier_layers: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every model field has a default")
+    }
+}
+
+/// The module switches of the ablation study. Each one removes a part of the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ablation {
+    #[serde(default = "defaults::on")]
+    pub image: bool,
+    #[serde(default = "defaults::on")]
+    pub ocr: bool,
+    /// Append the figurative reasoning to the OCR text when the records have it.
+    #[serde(default = "defaults::off")]
+    pub figurative: bool,
+    #[serde(default = "defaults::on")]
+    pub cross_attention: bool,
+    #[serde(default = "defaults::on")]
+    pub moe: bool,
+    #[serde(default = "defaults::on")]
+    pub contrastive: bool,
+    #[serde(default = "defaults::on")]
+    pub contrastive_text_image: bool,
+    #[serde(default = "defaults::on")]
+    pub contrastive_text_fused: bool,
+    #[serde(default = "defaults::on")]
+    pub contrastive_image_fused: bool,
+}
+
+impl Default for Ablation {
+    fn default() -> Self {
+        toml::from_str("").expect("every ablation switch has a default")
+    }
+}
+
+/// The names of the ablation switches, in display order, with their getters/setters.
+pub const ABLATION_SWITCHES: [&str; 9] = [
+    "image",
+    "ocr",
+    "figurative",
+    "cross_attention",
+    "moe",
+    "contrastive",
+    "contrastive_text_image",
+    "contrastive_text_fused",
+    "contrastive_image_fused",
+];
+
+impl Ablation {
+    pub fn get(&self, name: &str) -> Option<bool> {
+        Some(match name {
+            "image" => self.image,
+            "ocr" => self.ocr,
+            "figurative" => self.figurative,
+            "cross_attention" => self.cross_attention,
+            "moe" => self.moe,
+            "contrastive" => self.contrastive,
+            "contrastive_text_image" => self.contrastive_text_image,
+            "contrastive_text_fused" => self.contrastive_text_fused,
+            "contrastive_image_fused" => self.contrastive_image_fused,
+            _ => return None,
+        })
+    }
+
+    pub fn set(&mut self, name: &str, value: bool) -> Result<()> {
+        let slot = match name {
+            "image" => &mut self.image,
+            "ocr" => &mut self.ocr,
+            "figurative" => &mut self.figurative,
+            "cross_attention" => &mut self.cross_attention,
+            "moe" => &mut self.moe,
+            "contrastive" => &mut self.contrastive,
+            "contrastive_text_image" => &mut self.contrastive_text_image,
+            "contrastive_text_fused" => &mut self.contrastive_text_fused,
+            "contrastive_image_fused" => &mut self.contrastive_image_fused,
+            _ => {
+                bail!("unknown ablation switch `{name}` (known: {})", ABLATION_SWITCHES.join(", "))
+            }
+        };
+        *slot = value;
+        Ok(())
+    }
+
+    /// The switches that are off, e.g. `-moe -contrastive`; empty when all are on.
+    pub fn short_label(&self) -> String {
+        let off: Vec<String> = ABLATION_SWITCHES
+            .iter()
+            .filter(|name| !self.get(name).unwrap_or(true) && **name != "figurative")
+            .map(|name| format!("-{name}"))
+            .collect();
+        let mut label = off.join(" ");
+        if self.figurative {
+            label = format!("+figurative {label}").trim().to_string();
+        }
+        if label.is_empty() {
+            "all on".to_string()
+        } else {
+            label
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Linear warmup then linear decay to zero.
+    #[default]
+    WarmupLinear,
+    /// Constant learning rate, halved when validation stops improving (the reference).
+    ReduceOnPlateau,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    #[serde(default = "defaults::epochs")]
+    pub epochs: usize,
+    #[serde(default = "defaults::batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "defaults::lr")]
+    pub lr: f64,
+    #[serde(default = "defaults::weight_decay")]
+    pub weight_decay: f64,
+    /// Fraction of all steps spent warming up the learning rate.
+    #[serde(default = "defaults::warmup")]
+    pub warmup: f64,
+    #[serde(default)]
+    pub schedule: Schedule,
+    #[serde(default = "defaults::grad_clip")]
+    pub grad_clip: f64,
+    /// Epochs without improvement before stopping early (0 disables early stopping).
+    #[serde(default = "defaults::patience")]
+    pub patience: usize,
+    #[serde(default = "defaults::seed")]
+    pub seed: u64,
+    /// `cpu`, `cuda:N` or `auto`.
+    #[serde(default = "defaults::device")]
+    pub device: String,
+    /// Misclassified validation samples reported per epoch.
+    #[serde(default = "defaults::max_misclassified")]
+    pub max_misclassified: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every train field has a default")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsConfig {
+    /// Where run directories are created.
+    #[serde(default = "defaults::runs_dir")]
+    pub runs: PathBuf,
+    /// Where frozen encoder outputs are cached.
+    #[serde(default = "defaults::cache_dir")]
+    pub cache: PathBuf,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        Self { runs: defaults::runs_dir(), cache: defaults::cache_dir() }
+    }
+}
+
+mod defaults {
+    use std::path::PathBuf;
+
+    pub fn on() -> bool {
+        true
+    }
+    pub fn off() -> bool {
+        false
+    }
+    pub fn val_fraction() -> f64 {
+        0.125
+    }
+    pub fn seed() -> u64 {
+        42
+    }
+    pub fn max_length() -> usize {
+        128
+    }
+    pub fn layers() -> usize {
+        3
+    }
+    pub fn encode_batch() -> usize {
+        32
+    }
+    pub fn fusion_dim() -> usize {
+        256
+    }
+    pub fn heads() -> usize {
+        4
+    }
+    pub fn experts() -> usize {
+        4
+    }
+    pub fn dropout() -> f32 {
+        0.1
+    }
+    pub fn temperature() -> f32 {
+        0.07
+    }
+    pub fn contrastive_weight() -> f32 {
+        0.3
+    }
+    pub fn load_balance_weight() -> f32 {
+        0.01
+    }
+    pub fn classifier_layers() -> usize {
+        1
+    }
+    pub fn epochs() -> usize {
+        20
+    }
+    pub fn batch_size() -> usize {
+        32
+    }
+    pub fn lr() -> f64 {
+        1e-3
+    }
+    pub fn weight_decay() -> f64 {
+        0.01
+    }
+    pub fn warmup() -> f64 {
+        0.1
+    }
+    pub fn grad_clip() -> f64 {
+        1.0
+    }
+    pub fn patience() -> usize {
+        5
+    }
+    pub fn device() -> String {
+        "cpu".to_string()
+    }
+    pub fn max_misclassified() -> usize {
+        200
+    }
+    pub fn runs_dir() -> PathBuf {
+        PathBuf::from("runs")
+    }
+    pub fn cache_dir() -> PathBuf {
+        PathBuf::from(".memescope/cache")
+    }
+}
+
+impl Config {
+    /// Reads a config file and applies `section.key=value` overrides in order.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut value: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        for assignment in overrides {
+            apply_override(&mut value, assignment)?;
+        }
+        let config: Config = toml::Value::Table(value)
+            .try_into()
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let config: Config = toml::from_str(text).context("invalid config")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string_pretty(self).expect("a config always serialises")
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(0.0..1.0).contains(&self.data.val_fraction) {
+            bail!("data.val_fraction must be in [0, 1), got {}", self.data.val_fraction);
+        }
+        if self.model.fusion_dim % self.model.heads != 0 {
+            bail!(
+                "model.fusion_dim ({}) must be divisible by model.heads ({})",
+                self.model.fusion_dim,
+                self.model.heads
+            );
+        }
+        if self.model.experts == 0 || self.train.batch_size == 0 || self.text_encoder.layers == 0 {
+            bail!("model.experts, train.batch_size and text_encoder.layers must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.model.contrastive_weight) {
+            bail!("model.contrastive_weight must be in [0, 1]");
+        }
+        Ok(())
+    }
+}
+
+/// Applies one `section.key=value` assignment. The value is read as a TOML value
+/// (`true`, `3`, `1e-4`, `"x"`, `[1, 2]`) and falls back to a bare string.
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .with_context(|| format!("--set expects section.key=value, got `{assignment}`"))?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut parts: Vec<&str> = key.trim().split('.').collect();
+    let last = parts
+        .pop()
+        .filter(|s| !s.is_empty())
+        .with_context(|| format!("empty key in `{assignment}`"))?;
+    let mut cursor = table;
+    for part in parts {
+        cursor = cursor
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("`{part}` in `{key}` is not a section"))?;
+    }
+    cursor.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[data]
+format = "axiom"
+train = "train.json"
+[text_encoder]
+model = "models/all-MiniLM-L6-v2"
+"#;
+
+    #[test]
+    fn defaults_match_the_reference_setup() {
+        let config = Config::from_toml_str(MINIMAL).unwrap();
+        assert_eq!(config.data.val_fraction, 0.125);
+        assert_eq!(config.text_encoder.layers, 3);
+        assert_eq!(config.model.experts, 4);
+        assert_eq!(config.model.temperature, 0.07);
+        assert_eq!(config.model.contrastive_weight, 0.3);
+        assert!(config.ablation.moe && config.ablation.image && !config.ablation.figurative);
+    }
+
+    #[test]
+    fn overrides_are_typed_and_nested() {
+        let mut table: toml::Table = toml::from_str(MINIMAL).unwrap();
+        apply_override(&mut table, "ablation.moe=false").unwrap();
+        apply_override(&mut table, "train.lr=5e-4").unwrap();
+        apply_override(&mut table, "text_encoder.model=other/model").unwrap();
+        let config: Config = toml::Value::Table(table).try_into().unwrap();
+        assert!(!config.ablation.moe);
+        assert_eq!(config.train.lr, 5e-4);
+        assert_eq!(config.text_encoder.model, "other/model");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = format!("{MINIMAL}\n[ablation]\nmoee = false\n");
+        let err = Config::from_toml_str(&text).unwrap_err();
+        assert!(format!("{err:#}").contains("moee"), "{err:#}");
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let config = Config::from_toml_str(MINIMAL).unwrap();
+        assert_eq!(Config::from_toml_str(&config.to_toml_string()).unwrap(), config);
+    }
+
+    #[test]
+    fn ablation_switches_by_name() {
+        let mut ablation = Ablation::default();
+        for name in ABLATION_SWITCHES {
+            let before = ablation.get(name).unwrap();
+            ablation.set(name, !before).unwrap();
+            assert_eq!(ablation.get(name), Some(!before));
+        }
+        assert!(ablation.set("nope", true).is_err());
+        assert_eq!(Ablation::default().short_label(), "all on");
+    }
+}

@@ -1,0 +1,116 @@
+//! Meme datasets: AxiOM (single-label anxiety) and RESTORE (multi-label depression).
+//!
+//! Records are JSON arrays of objects with `sample_id`, `ocr_text`, a label field and,
+//! sometimes, vision-language "figurative reasoning" fields. Images live in a folder as
+//! `<sample_id>.<jpg|jpeg|png|webp>`.
+
+mod error;
+mod images;
+mod labels;
+mod reader;
+mod split;
+
+pub use error::DataError;
+pub use images::{resolve_images, ImageReport, ImageStatus};
+pub use labels::{DatasetFormat, LabelSpace};
+pub use split::stratified_split;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The vision-language model's reasoning about a meme, present in some files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reasoning {
+    pub figurative_reasoning: Option<String>,
+    pub cause_effect: Option<String>,
+    pub figurative_understanding: Option<String>,
+    pub mental_state: Option<String>,
+}
+
+impl Reasoning {
+    pub fn is_empty(&self) -> bool {
+        self.joined().is_empty()
+    }
+
+    /// All present reasoning fields joined by spaces, in a fixed order.
+    pub fn joined(&self) -> String {
+        [
+            &self.figurative_reasoning,
+            &self.cause_effect,
+            &self.figurative_understanding,
+            &self.mental_state,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    pub sample_id: String,
+    /// May be empty: some memes carry no text.
+    pub ocr_text: String,
+    /// Indices into the dataset's label space; exactly one for single-label datasets.
+    pub labels: Vec<usize>,
+    pub reasoning: Reasoning,
+}
+
+/// Separator placed between OCR text and reasoning, as in the reference (`ocr [SEP] reasoning`).
+pub const TEXT_SEPARATOR: &str = " [SEP] ";
+
+impl Sample {
+    /// The text the text encoder sees, given which text sources are switched on.
+    pub fn model_text(&self, use_ocr: bool, use_figurative: bool) -> String {
+        let reasoning = if use_figurative { self.reasoning.joined() } else { String::new() };
+        let ocr = if use_ocr { self.ocr_text.trim() } else { "" };
+        match (ocr.is_empty(), reasoning.is_empty()) {
+            (_, true) => ocr.to_string(),
+            (true, false) => reasoning,
+            (false, false) => format!("{ocr}{TEXT_SEPARATOR}{reasoning}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// The file the records came from.
+    pub source: PathBuf,
+    pub format: DatasetFormat,
+    pub space: LabelSpace,
+    pub samples: Vec<Sample>,
+}
+
+impl Dataset {
+    /// Reads and validates a dataset file. Errors name the file, the record and the problem.
+    pub fn load(path: impl Into<PathBuf>, format: DatasetFormat) -> Result<Self, DataError> {
+        reader::read_dataset(path.into(), format)
+    }
+
+    /// The samples at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        Dataset {
+            source: self.source.clone(),
+            format: self.format,
+            space: self.space.clone(),
+            samples: indices.iter().map(|&i| self.samples[i].clone()).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Whether any record carries figurative reasoning.
+    pub fn has_reasoning(&self) -> bool {
+        self.samples.iter().any(|s| !s.reasoning.is_empty())
+    }
+}

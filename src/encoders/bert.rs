@@ -1,0 +1,1 @@
+//! BERT / RoBERTa encoder layers that expose every hidden layer.

@@ -1,0 +1,1 @@
+//! The CLIP ViT vision tower, exposing every hidden layer.

@@ -1,0 +1,19 @@
+//! Frozen pretrained encoders, loaded from Hugging Face-format files with candle.
+//!
+//! `text`: BERT- and RoBERTa-family encoders (all-MiniLM-L6-v2, Mental-RoBERTa).
+//! `vision`: CLIP ViT image towers. Both expose one pooled vector per top layer, which is
+//! what the fusion model consumes and what the feature cache stores.
+
+pub mod bert;
+pub mod clip;
+pub mod preprocess;
+pub mod resolve;
+pub mod text;
+pub mod vision;
+
+pub use resolve::{resolve_model, ModelFiles};
+pub use text::{TextEncoder, TextEncoderOptions};
+pub use vision::VisionEncoder;
+
+/// Called as work advances: (items done, items in all).
+pub type ProgressFn<'a> = &'a mut dyn FnMut(usize, usize);

@@ -1,0 +1,19 @@
+//! memescope: train, compare and dissect multimodal classifiers of mental-health memes.
+//!
+//! The crate is layered the way data flows:
+//! `data` → `encoders` (frozen, cached by `cache`) → `model` (fusion) → `train`
+//! → `events` → {`tui` panes, JSONL sink}. `metrics` scores predictions; `ocr` reads
+//! text off new memes; `cli` wires commands to the layers.
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod encoders;
+pub mod events;
+pub mod metrics;
+pub mod model;
+pub mod ocr;
+pub mod testing;
+pub mod train;
+pub mod tui;

@@ -1,0 +1,1 @@
+//! Tiny random checkpoints and synthetic datasets for tests and demos.
