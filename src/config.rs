@@ -400,6 +400,34 @@ impl Config {
         toml::to_string_pretty(self).expect("a config always serialises")
     }
 
+    /// The same config with every relative path (and model folders that exist locally)
+    /// made absolute, so that a run directory's copy works from anywhere.
+    pub fn absolutized(mut self) -> Result<Self> {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        let absolute = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = cwd.join(&*path);
+            }
+        };
+        absolute(&mut self.data.train);
+        for path in [&mut self.data.validation, &mut self.data.images].into_iter().flatten() {
+            absolute(path);
+        }
+        absolute(&mut self.paths.runs);
+        absolute(&mut self.paths.cache);
+        let local_model = |spec: &mut String| {
+            let path = Path::new(spec.as_str());
+            if path.is_relative() && path.is_dir() {
+                *spec = cwd.join(path).display().to_string();
+            }
+        };
+        local_model(&mut self.text_encoder.model);
+        if let Some(spec) = self.vision_encoder.model.as_mut() {
+            local_model(spec);
+        }
+        Ok(self)
+    }
+
     fn validate(&self) -> Result<()> {
         if !(0.0..1.0).contains(&self.data.val_fraction) {
             bail!("data.val_fraction must be in [0, 1), got {}", self.data.val_fraction);

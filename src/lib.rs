@@ -11,6 +11,7 @@ pub mod config;
 pub mod data;
 pub mod encoders;
 pub mod events;
+pub mod features;
 pub mod metrics;
 pub mod model;
 pub mod ocr;

@@ -1,4 +1,96 @@
-//! TODO
-pub fn main() -> anyhow::Result<()> {
-    Ok(())
+//! The command line: each subcommand is a thin layer over the library.
+
+mod cache;
+mod eval;
+mod progress;
+mod train;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Train, compare and dissect multimodal classifiers of mental-health memes.
+#[derive(Debug, Parser)]
+#[command(name = "memescope", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the dashboard and train from it (the default command).
+    Tui(ConfigArgs),
+    /// Train a model; prints the run directory.
+    Train {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Plain progress on the terminal instead of the dashboard.
+        #[arg(long)]
+        headless: bool,
+        /// Continue an interrupted run from its last completed epoch.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+        resume: Option<PathBuf>,
+    },
+    /// Evaluate a trained run on a labelled file; prints a JSON report.
+    Eval {
+        #[arg(long, value_name = "RUN_DIR")]
+        run: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        data: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
+    },
+    /// Encode a config's datasets into the feature cache (reports throughput and hits).
+    Cache(ConfigArgs),
+    /// Follow a run's events live (or replay a finished run) in the dashboard.
+    Watch {
+        #[arg(value_name = "RUN_DIR")]
+        run: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// The run configuration (TOML).
+    #[arg(long, short, value_name = "FILE", default_value = "configs/demo.toml")]
+    pub config: PathBuf,
+    /// Override a config value, e.g. `--set ablation.moe=false` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+impl ConfigArgs {
+    pub fn load(&self) -> Result<Config> {
+        Config::load(&self.config, &self.overrides)
+    }
+}
+
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let command = cli.command.unwrap_or_else(|| {
+        Command::Tui(ConfigArgs { config: "configs/demo.toml".into(), overrides: Vec::new() })
+    });
+    runtime.block_on(async move {
+        match command {
+            Command::Tui(args) => {
+                let config = args.load()?;
+                crate::tui::run_live(config).await
+            }
+            Command::Train { config, headless: _, resume } => {
+                train::run(resume.map_or_else(
+                    || config.load().map(train::Job::Fresh),
+                    |dir| Ok(train::Job::Resume(dir)),
+                )?)
+                .await
+            }
+            Command::Eval { run, data, images } => eval::run(&run, &data, images.as_deref()),
+            Command::Cache(args) => cache::run(&args.load()?),
+            Command::Watch { run } => crate::tui::run_watch(run).await,
+        }
+    })
 }

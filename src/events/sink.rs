@@ -52,9 +52,9 @@ impl EventSink for ChannelSink {
 }
 
 /// Sends every event to each of its sinks, in order.
-pub struct Fanout(pub Vec<Box<dyn EventSink>>);
+pub struct Fanout<'a>(pub Vec<Box<dyn EventSink + 'a>>);
 
-impl EventSink for Fanout {
+impl EventSink for Fanout<'_> {
     fn emit(&mut self, event: &TrainEvent) -> Result<()> {
         self.0.iter_mut().try_for_each(|sink| sink.emit(event))
     }

@@ -61,8 +61,9 @@ impl FusionModel {
         dims: FeatureDims,
         num_labels: usize,
         multi_label: bool,
+        seed: u64,
     ) -> Result<Self> {
-        let _ = (vb, config, ablation, dims, num_labels, multi_label);
+        let _ = (vb, config, ablation, dims, num_labels, multi_label, seed);
         todo!("helper C")
     }
 
@@ -76,5 +77,14 @@ impl FusionModel {
     pub fn loss(&self, output: &ModelOutput, batch: &Batch) -> Result<LossParts> {
         let _ = (output, batch);
         todo!("helper C")
+    }
+}
+
+/// STUB (integration placeholder): replaced by helper C's seeded initialiser.
+pub struct SeededVarMap;
+impl SeededVarMap {
+    pub fn new(varmap: candle_nn::VarMap, seed: u64) -> candle_nn::VarMap {
+        let _ = seed;
+        varmap
     }
 }

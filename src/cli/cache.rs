@@ -1,0 +1,35 @@
+//! `memescope cache`: fill the feature cache for a config's data, reporting throughput.
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::data::Dataset;
+use crate::events::TrainEvent;
+use crate::features::featurize;
+use crate::train::select_device;
+
+pub fn run(config: &Config) -> Result<()> {
+    let device = select_device(&config.train.device)?;
+    let files = std::iter::once(&config.data.train).chain(config.data.validation.as_ref());
+    for file in files {
+        let dataset = Dataset::load(file, config.data.format)?;
+        let mut show = |event: TrainEvent| match event {
+            TrainEvent::Stage { name, detail } => eprintln!("{name}: {detail}"),
+            TrainEvent::Progress { stage, done, total, per_second } if done == total => {
+                eprintln!("{stage}: {done}/{total} ({per_second:.1}/s)")
+            }
+            _ => {}
+        };
+        let (features, _) =
+            featurize(config, &dataset, config.data.images.as_deref(), &device, &mut show)?;
+        let dims = features.dims()?;
+        println!(
+            "{}: {} samples, text features {:?}, image features {:?}",
+            file.display(),
+            dataset.len(),
+            dims.text,
+            dims.image
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! From a dataset to the tensors the fusion model trains on: the frozen encoders' pooled
+//! layer vectors, looked up in (or added to) the feature cache.
+//!
+//! Encoders are loaded only on a cache miss, so a warm run never pays for them.
+
+mod build;
+
+pub use build::{featurize, FeatureReport};
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use candle_core::Tensor;
+
+use crate::model::FeatureDims;
+
+/// Features of a whole dataset file, in sample order.
+#[derive(Debug, Clone)]
+pub struct Features {
+    /// `(samples, text_layers, text_dim)`; `None` when no text stream is used.
+    pub text: Option<Tensor>,
+    /// `(samples, image_layers, image_dim)`; `None` when the run is text-only.
+    pub image: Option<Tensor>,
+    /// Per sample: its image file when one was found and decodes (masked otherwise).
+    /// Kept even for text-only runs, so the error browser can show the meme.
+    pub images: Vec<Option<PathBuf>>,
+}
+
+impl Features {
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Whether sample `i` has image features (rather than a masked placeholder).
+    pub fn image_present(&self, i: usize) -> bool {
+        self.image.is_some() && self.images[i].is_some()
+    }
+
+    pub fn dims(&self) -> Result<FeatureDims> {
+        let dims = |t: &Option<Tensor>| -> Result<Option<(usize, usize)>> {
+            Ok(match t {
+                Some(t) => {
+                    let (_, layers, width) = t.dims3()?;
+                    Some((layers, width))
+                }
+                None => None,
+            })
+        };
+        Ok(FeatureDims { text: dims(&self.text)?, image: dims(&self.image)? })
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Result<Features> {
+        let index = Tensor::from_vec(
+            indices.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+            indices.len(),
+            &candle_core::Device::Cpu,
+        )?;
+        let pick = |t: &Option<Tensor>| -> Result<Option<Tensor>> {
+            Ok(match t {
+                Some(t) => Some(t.index_select(&index, 0)?),
+                None => None,
+            })
+        };
+        Ok(Features {
+            text: pick(&self.text)?,
+            image: pick(&self.image)?,
+            images: indices.iter().map(|&i| self.images[i].clone()).collect(),
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! Scoring a model on a set of samples: probabilities, decisions, metrics, gate usage and
+//! the misclassified samples the dashboard's error browser shows.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use candle_core::Device;
+
+use super::batches::{batch, Targets};
+use crate::data::{LabelSpace, Sample};
+use crate::events::{GateUsage, Misclassified};
+use crate::features::Features;
+use crate::metrics::{multi_label_metrics, single_label_metrics, Metrics};
+use crate::model::FusionModel;
+
+/// The model's outputs on every sample, in order.
+#[derive(Debug, Clone)]
+pub struct Predictions {
+    pub probabilities: Vec<Vec<f32>>,
+    /// Per-sample gate weights when the mixture of experts is on.
+    pub gates: Option<Vec<Vec<f32>>>,
+    /// Mean classification-plus-auxiliary loss over the samples.
+    pub loss: f32,
+}
+
+pub fn predict(
+    model: &FusionModel,
+    features: &Features,
+    targets: &Targets,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Predictions> {
+    let mut probabilities = Vec::with_capacity(features.len());
+    let mut gates: Option<Vec<Vec<f32>>> = None;
+    let mut loss_sum = 0.0;
+    let indices: Vec<usize> = (0..features.len()).collect();
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let batch = batch(features, targets, chunk, device)?;
+        let output = model.forward(&batch, false)?;
+        let loss = model.loss(&output, &batch)?;
+        loss_sum += loss.total.to_scalar::<f32>()? * chunk.len() as f32;
+        let probs = if targets.multi_label {
+            candle_nn::ops::sigmoid(&output.logits)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&output.logits)?
+        };
+        probabilities.extend(probs.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
+        if let Some(g) = &output.gates {
+            gates.get_or_insert_with(Vec::new).extend(g.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
+        }
+    }
+    Ok(Predictions { probabilities, gates, loss: loss_sum / features.len().max(1) as f32 })
+}
+
+/// Label decisions: argmax for single-label, per-class thresholds (0.5 default) for multi-label.
+pub fn decide(
+    probabilities: &[Vec<f32>],
+    multi_label: bool,
+    thresholds: Option<&[f32]>,
+) -> Vec<Vec<usize>> {
+    probabilities
+        .iter()
+        .map(|p| {
+            if multi_label {
+                (0..p.len()).filter(|&c| p[c] >= thresholds.map_or(0.5, |t| t[c])).collect()
+            } else {
+                vec![argmax(p)]
+            }
+        })
+        .collect()
+}
+
+fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
+}
+
+pub fn score(space: &LabelSpace, truth: &[Vec<usize>], predicted: &[Vec<usize>]) -> Metrics {
+    if space.multi_label {
+        let hot = |sets: &[Vec<usize>]| -> Vec<Vec<bool>> {
+            sets.iter().map(|set| (0..space.len()).map(|c| set.contains(&c)).collect()).collect()
+        };
+        multi_label_metrics(&space.labels, &hot(truth), &hot(predicted))
+    } else {
+        let first = |sets: &[Vec<usize>]| -> Vec<usize> { sets.iter().map(|s| s[0]).collect() };
+        single_label_metrics(&space.labels, &first(truth), &first(predicted))
+    }
+}
+
+/// Mean gate weight per expert, and per true class.
+pub fn gate_usage(gates: &[Vec<f32>], truth: &[Vec<usize>], num_classes: usize) -> GateUsage {
+    let experts = gates.first().map_or(0, Vec::len);
+    let mean = |rows: Vec<&Vec<f32>>| -> Vec<f32> {
+        let n = rows.len().max(1) as f32;
+        (0..experts).map(|e| rows.iter().map(|r| r[e]).sum::<f32>() / n).collect()
+    };
+    GateUsage {
+        per_expert: mean(gates.iter().collect()),
+        per_class: (0..num_classes)
+            .map(|c| {
+                mean(
+                    gates
+                        .iter()
+                        .zip(truth)
+                        .filter(|(_, t)| t.contains(&c))
+                        .map(|(g, _)| g)
+                        .collect(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The samples whose decided label set differs from the truth, most confident first.
+pub fn misclassified(
+    samples: &[Sample],
+    images: &[Option<PathBuf>],
+    probabilities: &[Vec<f32>],
+    predicted: &[Vec<usize>],
+    limit: usize,
+) -> Vec<Misclassified> {
+    let mut wrong: Vec<(f32, Misclassified)> = samples
+        .iter()
+        .enumerate()
+        .filter(|(i, sample)| {
+            let mut truth = sample.labels.clone();
+            truth.sort_unstable();
+            truth != predicted[*i]
+        })
+        .map(|(i, sample)| {
+            let confidence =
+                predicted[i].iter().map(|&c| probabilities[i][c]).fold(0.0f32, f32::max);
+            let reasoning = Some(sample.reasoning.joined()).filter(|r| !r.is_empty());
+            (
+                confidence,
+                Misclassified {
+                    sample_id: sample.sample_id.clone(),
+                    text: sample.ocr_text.clone(),
+                    reasoning,
+                    image: images.get(i).cloned().flatten(),
+                    truth: sample.labels.clone(),
+                    predicted: predicted[i].clone(),
+                    probabilities: probabilities[i].clone(),
+                },
+            )
+        })
+        .collect();
+    wrong.sort_by(|a, b| b.0.total_cmp(&a.0));
+    wrong.into_iter().take(limit).map(|(_, m)| m).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_follow_argmax_and_thresholds() {
+        let probs = vec![vec![0.1, 0.7, 0.2], vec![0.6, 0.3, 0.55]];
+        assert_eq!(decide(&probs, false, None), vec![vec![1], vec![0]]);
+        assert_eq!(decide(&probs, true, None), vec![vec![1], vec![0, 2]]);
+        assert_eq!(decide(&probs, true, Some(&[0.7, 0.2, 0.9])), vec![vec![1], vec![1]]);
+    }
+
+    #[test]
+    fn gate_usage_per_class() {
+        let gates = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.5, 0.5]];
+        let truth = vec![vec![0], vec![1], vec![0]];
+        let usage = gate_usage(&gates, &truth, 3);
+        assert_eq!(usage.per_expert, vec![0.5, 0.5]);
+        assert_eq!(usage.per_class[0], vec![0.75, 0.25]);
+        assert_eq!(usage.per_class[1], vec![0.0, 1.0]);
+        assert_eq!(usage.per_class[2], vec![0.0, 0.0], "a class with no samples");
+    }
+}
