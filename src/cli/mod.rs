@@ -5,6 +5,8 @@ mod eval;
 mod progress;
 mod train;
 
+pub use eval::evaluate;
+
 use std::path::PathBuf;
 
 use anyhow::Result;

@@ -12,7 +12,7 @@ mod split;
 
 pub use error::DataError;
 pub use images::{resolve_images, ImageReport, ImageStatus};
-pub use labels::{DatasetFormat, LabelSpace};
+pub use labels::{DatasetFormat, LabelSpace, AXIOM_LABELS, RESTORE_LABELS};
 pub use split::stratified_split;
 
 use std::path::PathBuf;

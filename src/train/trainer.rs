@@ -108,11 +108,19 @@ impl Trainer<'_> {
                 let parts = model.loss(&output, &batch)?;
                 let loss = parts.total.to_scalar::<f32>()?;
                 if !loss.is_finite() {
+                    let kept = if state.completed_epochs > 0 {
+                        format!(
+                            "the weights after epoch {} are kept in {}",
+                            state.completed_epochs,
+                            self.run.last_checkpoint().display()
+                        )
+                    } else {
+                        "no epoch had completed, so there is no checkpoint".to_string()
+                    };
                     let message = format!(
-                        "training loss became {loss} at epoch {epoch}, step {}; the run stopped. \
-                         The last good weights are in {} (try a lower train.lr)",
-                        state.global_step + 1,
-                        self.run.last_checkpoint().display()
+                        "training loss became {loss} at epoch {epoch}, step {}; the run stopped \
+                         ({kept}). Try a lower train.lr",
+                        state.global_step + 1
                     );
                     if let Some(report) = report.as_mut() {
                         report.status = "failed".into();

@@ -1,0 +1,190 @@
+//! Shared fixtures for integration tests: a small, learnable synthetic meme dataset
+//! (text + images) in the real AxiOM / RESTORE formats, and configs that use tiny random
+//! encoders written by `memescope::testing`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use image::{Rgb, RgbImage};
+use rand::{Rng, SeedableRng};
+
+use memescope::data::{AXIOM_LABELS, RESTORE_LABELS};
+
+/// Words that mark each class; every caption mixes two of its class's words with filler.
+const CLASS_WORDS: [[&str; 3]; 7] = [
+    ["heart", "racing", "shaking"],
+    ["spiral", "cannot", "stop"],
+    ["what", "if", "tomorrow"],
+    ["relax", "tense", "beach"],
+    ["pacing", "fidget", "legs"],
+    ["doom", "end", "world"],
+    ["self", "hurt", "scar"],
+];
+const FILLER: [&str; 8] = ["me", "when", "the", "a", "my", "is", "so", "again"];
+
+/// Hue of each class's images, so the image stream carries signal too.
+const CLASS_COLOURS: [[u8; 3]; 7] = [
+    [220, 40, 40],
+    [40, 200, 40],
+    [40, 40, 220],
+    [220, 220, 40],
+    [220, 40, 220],
+    [40, 220, 220],
+    [120, 120, 120],
+];
+
+pub struct Synthetic {
+    pub dir: PathBuf,
+    /// Three of every four records.
+    pub train: PathBuf,
+    /// The fourth.
+    pub validation: PathBuf,
+    pub images: PathBuf,
+}
+
+fn write_split(dir: &Path, images: PathBuf, records: Vec<serde_json::Value>) -> Synthetic {
+    let (train, validation): (Vec<_>, Vec<_>) =
+        records.into_iter().enumerate().partition(|(i, _)| i % 4 != 3);
+    let write = |name: &str, rows: Vec<(usize, serde_json::Value)>| {
+        let rows: Vec<_> = rows.into_iter().map(|(_, r)| r).collect();
+        let path = dir.join(name);
+        std::fs::write(&path, serde_json::to_string_pretty(&rows).unwrap()).unwrap();
+        path
+    };
+    Synthetic {
+        dir: dir.to_path_buf(),
+        train: write("train.json", train),
+        validation: write("val.json", validation),
+        images,
+    }
+}
+
+fn caption(rng: &mut impl Rng, class: usize) -> String {
+    let words = CLASS_WORDS[class];
+    let mut caption = vec![
+        FILLER[rng.random_range(0..FILLER.len())],
+        words[rng.random_range(0..3)],
+        FILLER[rng.random_range(0..FILLER.len())],
+        words[rng.random_range(0..3)],
+    ];
+    if rng.random_bool(0.5) {
+        caption.push(FILLER[rng.random_range(0..FILLER.len())]);
+    }
+    caption.join(" ")
+}
+
+fn write_image(path: &Path, rng: &mut impl Rng, class: usize) {
+    let colour = CLASS_COLOURS[class];
+    let image = RgbImage::from_fn(32, 32, |_, _| {
+        let mut jitter = |c: u8| c.saturating_add(rng.random_range(0..30)).saturating_sub(15);
+        Rgb([jitter(colour[0]), jitter(colour[1]), jitter(colour[2])])
+    });
+    image.save(path).unwrap();
+}
+
+/// `per_class` AxiOM-format samples of each class, with a PNG per sample.
+pub fn axiom(dir: &Path, per_class: usize, seed: u64) -> Synthetic {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let mut records = Vec::new();
+    for class in 0..AXIOM_LABELS.len() {
+        for i in 0..per_class {
+            let id = format!("ax{class}_{i}");
+            write_image(&images.join(format!("{id}.png")), &mut rng, class);
+            records.push(serde_json::json!({
+                "sample_id": id,
+                "ocr_text": caption(&mut rng, class),
+                "meme_anxiety_category": AXIOM_LABELS[class],
+            }));
+        }
+    }
+    write_split(dir, images, records)
+}
+
+/// RESTORE-format samples with one or two labels each (the second one drawn at random).
+pub fn restore(dir: &Path, per_class: usize, seed: u64) -> Synthetic {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let mut records = Vec::new();
+    for class in 0..RESTORE_LABELS.len() {
+        for i in 0..per_class {
+            let id = format!("re{class}_{i}");
+            write_image(&images.join(format!("{id}.png")), &mut rng, class);
+            let mut labels = vec![RESTORE_LABELS[class]];
+            let mut text = caption(&mut rng, class);
+            if rng.random_bool(0.3) {
+                let other = (class + 1 + rng.random_range(0..RESTORE_LABELS.len() - 1))
+                    % RESTORE_LABELS.len();
+                labels.push(RESTORE_LABELS[other]);
+                text = format!("{text} {}", caption(&mut rng, other));
+            }
+            records.push(serde_json::json!({
+                "sample_id": id,
+                "ocr_text": text,
+                "meme_depressive_categories": labels,
+            }));
+        }
+    }
+    write_split(dir, images, records)
+}
+
+/// Tiny random BERT and CLIP checkpoints under `dir`, through the same writers as the
+/// encoder tests use.
+pub fn tiny_encoders(dir: &Path) -> (PathBuf, PathBuf) {
+    let bert = dir.join("tiny-bert");
+    let clip = dir.join("tiny-clip");
+    memescope::testing::write_tiny_bert(&bert).unwrap();
+    memescope::testing::write_tiny_clip(&clip).unwrap();
+    (bert, clip)
+}
+
+/// A config over synthetic data and tiny encoders, with runs and cache inside `dir`.
+pub fn config_toml(data: &Synthetic, format: &str, bert: &Path, clip: &Path, dir: &Path) -> String {
+    format!(
+        r#"
+[data]
+format = "{format}"
+train = "{train}"
+validation = "{validation}"
+images = "{images}"
+
+[text_encoder]
+model = "{bert}"
+max_length = 16
+layers = 2
+pooling = "mean"
+
+[vision_encoder]
+model = "{clip}"
+layers = 2
+
+[model]
+fusion_dim = 32
+heads = 2
+experts = 3
+dropout = 0.0
+
+[train]
+epochs = 25
+batch_size = 16
+lr = 3e-3
+warmup = 0.05
+patience = 0
+seed = 3
+
+[paths]
+runs = "{runs}"
+cache = "{cache}"
+"#,
+        train = data.train.display(),
+        validation = data.validation.display(),
+        images = data.images.display(),
+        bert = bert.display(),
+        clip = clip.display(),
+        runs = dir.join("runs").display(),
+        cache = dir.join("cache").display(),
+    )
+}

@@ -1,0 +1,169 @@
+//! End to end: synthetic memes (text + images) → tiny random BERT and CLIP → cached
+//! features → fusion model → run directory → `eval` from disk.
+
+mod common;
+
+use memescope::config::Config;
+use memescope::events::{read_events, TrainEvent, VecSink};
+use memescope::train::{self, StopFlag};
+
+fn config(text: &str) -> Config {
+    Config::from_toml_str(text).unwrap()
+}
+
+#[test]
+fn learns_synthetic_axiom_and_eval_reproduces_validation_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::axiom(&dir.path().join("data"), 20, 11);
+    let (bert, clip) = common::tiny_encoders(dir.path());
+    let config = config(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()));
+
+    let mut sink = VecSink::default();
+    let summary = train::run(config.clone(), &mut sink, &StopFlag::default()).unwrap();
+    assert!(
+        summary.macro_f1 >= 0.9,
+        "macro-F1 {:.3} on a learnable synthetic set (weighted {:.3})",
+        summary.macro_f1,
+        summary.weighted_f1
+    );
+
+    // The run directory is complete, and its event log is the same stream we received.
+    for file in ["config.toml", "events.jsonl", "report.json", "state.json", "best.safetensors"] {
+        assert!(summary.run_dir.join(file).is_file(), "{file} missing");
+    }
+    let logged = read_events(&summary.run_dir.join("events.jsonl")).unwrap();
+    assert_eq!(logged, sink.0);
+    let started = logged.iter().find_map(|e| match e {
+        TrainEvent::RunStarted(info) => Some(info.clone()),
+        _ => None,
+    });
+    let started = started.expect("a run_started event");
+    assert!(started.text_only_reason.is_none(), "images were used");
+    assert_eq!(started.masked_images, 0);
+    let epochs: Vec<_> = logged
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Epoch(epoch) => Some(epoch.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!epochs.is_empty());
+    assert!(epochs.iter().all(|e| e.gates.is_some()), "MoE gate usage is reported");
+    assert!(matches!(logged.last(), Some(TrainEvent::Finished(_))));
+
+    // Evaluating the saved run from disk on its validation file reproduces report.json.
+    let report: train::Report = train::read_json(&summary.run_dir.join("report.json")).unwrap();
+    assert_eq!(report.macro_f1, summary.macro_f1);
+    let metrics =
+        memescope::cli::evaluate(&summary.run_dir, &data.validation, Some(&data.images)).unwrap();
+    assert_eq!(metrics.macro_f1, report.macro_f1);
+    assert_eq!(metrics.weighted_f1, report.weighted_f1);
+    assert_eq!(metrics.per_class, report.per_class);
+
+    // A second run with the same config hits the feature cache for text and images.
+    let mut sink = VecSink::default();
+    let mut quick = config.clone();
+    quick.train.epochs = 1;
+    train::run(quick, &mut sink, &StopFlag::default()).unwrap();
+    let hits = sink
+        .0
+        .iter()
+        .filter(|e| matches!(e, TrainEvent::Stage { detail, .. } if detail.contains("cache hit")))
+        .count();
+    assert_eq!(hits, 2, "text and image features come from the cache");
+}
+
+#[test]
+fn learns_synthetic_restore_multi_label_with_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::restore(&dir.path().join("data"), 16, 5);
+    let (bert, clip) = common::tiny_encoders(dir.path());
+    let config = config(&common::config_toml(&data, "restore", &bert, &clip, dir.path()));
+    let summary = train::run(config, &mut VecSink::default(), &StopFlag::default()).unwrap();
+    let report: train::Report = train::read_json(&summary.run_dir.join("report.json")).unwrap();
+    assert!(report.multi_label);
+    let thresholds = report.thresholds.expect("per-class thresholds for multi-label runs");
+    assert_eq!(thresholds.len(), 7);
+    assert!(thresholds.iter().all(|t| (0.0..1.0).contains(t)));
+    assert!(report.metrics.samples_f1.is_some());
+    assert!(summary.macro_f1 >= 0.8, "multi-label macro-F1 {:.3}", summary.macro_f1);
+}
+
+#[test]
+fn stop_request_leaves_a_consistent_run_that_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::axiom(&dir.path().join("data"), 8, 2);
+    let (bert, clip) = common::tiny_encoders(dir.path());
+    let mut config = config(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()));
+    config.train.epochs = 4;
+
+    // Ask to stop as soon as the second epoch's first step is reported.
+    struct StopInEpochTwo(StopFlag, Vec<TrainEvent>);
+    impl memescope::events::EventSink for StopInEpochTwo {
+        fn emit(&mut self, event: &TrainEvent) -> anyhow::Result<()> {
+            if matches!(event, TrainEvent::Step(s) if s.epoch == 2) {
+                self.0.request();
+            }
+            self.1.push(event.clone());
+            Ok(())
+        }
+    }
+    let stop = StopFlag::default();
+    let mut sink = StopInEpochTwo(stop.clone(), Vec::new());
+    let summary = train::run(config, &mut sink, &stop).unwrap();
+    assert!(matches!(sink.1.last(), Some(TrainEvent::Stopped { epoch: 2, .. })), "{:?}", sink.1.last());
+    assert_eq!(summary.epochs_run, 1);
+    for file in ["config.toml", "events.jsonl", "report.json", "state.json", "best.safetensors", "last.safetensors"] {
+        assert!(summary.run_dir.join(file).is_file(), "{file} missing after stop");
+    }
+    let state: train::TrainState = train::read_json(&summary.run_dir.join("state.json")).unwrap();
+    assert_eq!(state.completed_epochs, 1);
+
+    let mut sink = VecSink::default();
+    let resumed = train::resume(&summary.run_dir, &mut sink, &StopFlag::default()).unwrap();
+    assert_eq!(resumed.epochs_run, 4);
+    let epochs: Vec<usize> = sink
+        .0
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Epoch(r) => Some(r.epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(epochs, vec![2, 3, 4], "resume continues after the last completed epoch");
+    let all = read_events(&summary.run_dir.join("events.jsonl")).unwrap();
+    assert!(all.iter().any(|e| matches!(e, TrainEvent::Stopped { .. })));
+    assert!(matches!(all.last(), Some(TrainEvent::Finished(_))));
+}
+
+#[test]
+fn diverging_loss_fails_clearly_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::axiom(&dir.path().join("data"), 6, 4);
+    let (bert, clip) = common::tiny_encoders(dir.path());
+    let mut config = config(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()));
+    config.train.epochs = 1;
+    let good = train::run(config.clone(), &mut VecSink::default(), &StopFlag::default()).unwrap();
+    let checkpoint = std::fs::read(good.run_dir.join("last.safetensors")).unwrap();
+
+    // Continue the run with a learning rate that must blow up.
+    config.train.epochs = 3;
+    config.train.lr = 1e38;
+    config.train.grad_clip = 0.0;
+    std::fs::write(good.run_dir.join("config.toml"), config.to_toml_string()).unwrap();
+    let mut sink = VecSink::default();
+    let error = train::resume(&good.run_dir, &mut sink, &StopFlag::default()).unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("loss became") && message.contains("epoch 2"), "{message}");
+    match sink.0.last() {
+        Some(TrainEvent::Failed { message }) => assert!(message.contains("train.lr"), "{message}"),
+        other => panic!("expected a failed event, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(good.run_dir.join("last.safetensors")).unwrap(),
+        checkpoint,
+        "the last good checkpoint is kept"
+    );
+    let report: train::Report = train::read_json(&good.run_dir.join("report.json")).unwrap();
+    assert_eq!(report.status, "failed");
+}
