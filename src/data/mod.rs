@@ -10,7 +10,7 @@ mod labels;
 mod reader;
 mod split;
 
-pub use error::DataError;
+pub use error::{DataError, RecordRef};
 pub use images::{resolve_images, ImageReport, ImageStatus};
 pub use labels::{DatasetFormat, LabelSpace, AXIOM_LABELS, RESTORE_LABELS};
 pub use split::stratified_split;
@@ -34,19 +34,19 @@ impl Reasoning {
     }
 
     /// All present reasoning fields joined by spaces, in a fixed order.
+    ///
+    /// In the real RESTORE files `figurative_reasoning` is the other three fields numbered and
+    /// concatenated ("1. Cause-Effect: … 2. Figurative Understanding: … 3. Mental State: …"),
+    /// so a part already quoted inside it is not repeated: the text encoder would otherwise
+    /// see every sentence twice and truncate twice as early.
     pub fn joined(&self) -> String {
-        [
-            &self.figurative_reasoning,
-            &self.cause_effect,
-            &self.figurative_understanding,
-            &self.mental_state,
-        ]
-        .into_iter()
-        .flatten()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+        let whole = self.figurative_reasoning.as_deref().map(str::trim).unwrap_or("");
+        let parts = [&self.cause_effect, &self.figurative_understanding, &self.mental_state]
+            .into_iter()
+            .flatten()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty() && !whole.contains(s));
+        std::iter::once(whole).chain(parts).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
     }
 }
 

@@ -4,6 +4,15 @@
 //! confusion matrix. Multi-label: the same label-wise metrics over the binary decision of
 //! each label, plus sample-wise F1.
 
+mod counts;
+mod multi_label;
+mod single_label;
+mod thresholds;
+
+pub use multi_label::multi_label_metrics;
+pub use single_label::single_label_metrics;
+pub use thresholds::{apply_thresholds, best_thresholds, decide};
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
