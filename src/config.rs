@@ -432,7 +432,7 @@ impl Config {
         if !(0.0..1.0).contains(&self.data.val_fraction) {
             bail!("data.val_fraction must be in [0, 1), got {}", self.data.val_fraction);
         }
-        if self.model.fusion_dim % self.model.heads != 0 {
+        if !self.model.fusion_dim.is_multiple_of(self.model.heads) {
             bail!(
                 "model.fusion_dim ({}) must be divisible by model.heads ({})",
                 self.model.fusion_dim,

@@ -111,9 +111,20 @@ fn stop_request_leaves_a_consistent_run_that_resumes() {
     let stop = StopFlag::default();
     let mut sink = StopInEpochTwo(stop.clone(), Vec::new());
     let summary = train::run(config, &mut sink, &stop).unwrap();
-    assert!(matches!(sink.1.last(), Some(TrainEvent::Stopped { epoch: 2, .. })), "{:?}", sink.1.last());
+    assert!(
+        matches!(sink.1.last(), Some(TrainEvent::Stopped { epoch: 2, .. })),
+        "{:?}",
+        sink.1.last()
+    );
     assert_eq!(summary.epochs_run, 1);
-    for file in ["config.toml", "events.jsonl", "report.json", "state.json", "best.safetensors", "last.safetensors"] {
+    for file in [
+        "config.toml",
+        "events.jsonl",
+        "report.json",
+        "state.json",
+        "best.safetensors",
+        "last.safetensors",
+    ] {
         assert!(summary.run_dir.join(file).is_file(), "{file} missing after stop");
     }
     let state: train::TrainState = train::read_json(&summary.run_dir.join("state.json")).unwrap();

@@ -186,7 +186,8 @@ mod tests {
         let cache = FeatureCache::new(dir.path());
         let key = CacheKey::new("text").with("model", "m");
         let path = cache.path(&key);
-        let damage: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 3] = [
+        type Spoil = Box<dyn Fn(&mut Vec<u8>)>;
+        let damage: [(&str, Spoil); 3] = [
             ("truncated", Box::new(|bytes: &mut Vec<u8>| bytes.truncate(bytes.len() - 5))),
             (
                 "checksum",

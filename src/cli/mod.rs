@@ -85,7 +85,7 @@ pub fn main() -> Result<()> {
             }
             Command::Train { config, headless: _, resume } => {
                 train::run(resume.map_or_else(
-                    || config.load().map(train::Job::Fresh),
+                    || config.load().map(|c| train::Job::Fresh(Box::new(c))),
                     |dir| Ok(train::Job::Resume(dir)),
                 )?)
                 .await

@@ -10,13 +10,13 @@ use crate::config::Config;
 use crate::train::{spawn_resume, spawn_run};
 
 pub enum Job {
-    Fresh(Config),
+    Fresh(Box<Config>),
     Resume(PathBuf),
 }
 
 pub async fn run(job: Job) -> Result<()> {
     let mut handle = match job {
-        Job::Fresh(config) => spawn_run(config),
+        Job::Fresh(config) => spawn_run(*config),
         Job::Resume(dir) => spawn_resume(dir),
     };
     // Ctrl-C asks the trainer to stop at the next step boundary, keeping the run consistent.

@@ -28,13 +28,6 @@ pub struct ImageReport {
 }
 
 impl ImageReport {
-    pub fn summary(&self) -> String {
-        todo!()
-    }
-    pub fn load(&self, i: usize) -> Option<image::DynamicImage> {
-        let _ = i;
-        todo!()
-    }
     pub fn masked(&self) -> usize {
         self.statuses.iter().filter(|s| !matches!(s, ImageStatus::Found(_))).count()
     }

@@ -54,21 +54,3 @@ pub fn harmonic_mean(a: f64, b: f64) -> f64 {
         2.0 * a * b / (a + b)
     }
 }
-
-// STUB signatures (integration placeholder): replaced by helper A.
-pub fn single_label_metrics(labels: &[String], truth: &[usize], predicted: &[usize]) -> Metrics {
-    let _ = (labels, truth, predicted);
-    todo!()
-}
-pub fn multi_label_metrics(
-    labels: &[String],
-    truth: &[Vec<bool>],
-    predicted: &[Vec<bool>],
-) -> Metrics {
-    let _ = (labels, truth, predicted);
-    todo!()
-}
-pub fn best_thresholds(probabilities: &[Vec<f32>], truth: &[Vec<bool>]) -> Vec<f32> {
-    let _ = (probabilities, truth);
-    todo!()
-}

@@ -109,7 +109,6 @@ fn execute(
         Ok(_) => {}
         Err(error) => emit(TrainEvent::Failed { message: format!("{error:#}") }),
     }
-    drop(emit);
     match sink_error {
         Some(e) if outcome.is_ok() => Err(e.context("writing events")),
         _ => outcome,

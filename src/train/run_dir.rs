@@ -109,8 +109,7 @@ mod tests {
     #[test]
     fn run_ids_are_unique_and_name_the_switches() {
         let root = tempfile::tempdir().unwrap();
-        let mut ablation = Ablation::default();
-        ablation.moe = false;
+        let ablation = Ablation { moe: false, ..Default::default() };
         let a = RunDir::create(root.path(), &ablation).unwrap();
         let b = RunDir::create(root.path(), &ablation).unwrap();
         assert_ne!(a.path, b.path);

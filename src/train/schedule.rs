@@ -44,7 +44,7 @@ pub fn plateau_scale(kind: Schedule, scale: f64, epochs_without_improvement: usi
     const PATIENCE: usize = 2;
     if kind == Schedule::ReduceOnPlateau
         && epochs_without_improvement > 0
-        && epochs_without_improvement % PATIENCE == 0
+        && epochs_without_improvement.is_multiple_of(PATIENCE)
     {
         (scale * 0.5).max(1e-3)
     } else {
@@ -58,9 +58,7 @@ mod tests {
 
     #[test]
     fn warmup_then_linear_decay() {
-        let mut config = TrainConfig::default();
-        config.lr = 1.0;
-        config.warmup = 0.1;
+        let config = TrainConfig { lr: 1.0, warmup: 0.1, ..Default::default() };
         let schedule = LrSchedule::new(&config, 100);
         assert!((schedule.at(0, 1.0) - 0.1).abs() < 1e-12);
         assert!((schedule.at(9, 1.0) - 1.0).abs() < 1e-12);
