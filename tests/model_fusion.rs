@@ -101,7 +101,9 @@ impl Synthetic {
             if has_image {
                 samples.image.extend(mix(&self.image_prototypes, &mut rng));
             } else {
-                samples.image.extend(gaussians(&mut rng, IMAGE.0 * IMAGE.1).iter().map(|x| 50.0 * x));
+                samples
+                    .image
+                    .extend(gaussians(&mut rng, IMAGE.0 * IMAGE.1).iter().map(|x| 50.0 * x));
             }
             samples.mask.push(if has_image { 1.0 } else { 0.0 });
             samples.truth.push(truth);
@@ -118,9 +120,13 @@ impl Samples {
     fn batch(&self, rows: std::ops::Range<usize>, labels: usize, multi_label: bool) -> Batch {
         let n = rows.len();
         let slice = |v: &[f32], width: usize| v[rows.start * width..rows.end * width].to_vec();
-        let text = Tensor::from_vec(slice(&self.text, TEXT.0 * TEXT.1), (n, TEXT.0, TEXT.1), &Device::Cpu);
-        let image =
-            Tensor::from_vec(slice(&self.image, IMAGE.0 * IMAGE.1), (n, IMAGE.0, IMAGE.1), &Device::Cpu);
+        let text =
+            Tensor::from_vec(slice(&self.text, TEXT.0 * TEXT.1), (n, TEXT.0, TEXT.1), &Device::Cpu);
+        let image = Tensor::from_vec(
+            slice(&self.image, IMAGE.0 * IMAGE.1),
+            (n, IMAGE.0, IMAGE.1),
+            &Device::Cpu,
+        );
         let mask = Tensor::from_vec(self.mask[rows.clone()].to_vec(), n, &Device::Cpu);
         let targets = if multi_label {
             let mut hot = vec![0f32; n * labels];
@@ -169,7 +175,12 @@ fn variables_without_gradient(varmap: &VarMap, model: &FusionModel, batch: &Batc
     missing
 }
 
-fn assert_every_variable_learns(name: &str, ablation: Ablation, dims: FeatureDims, multi_label: bool) {
+fn assert_every_variable_learns(
+    name: &str,
+    ablation: Ablation,
+    dims: FeatureDims,
+    multi_label: bool,
+) {
     let labels = if multi_label { 7 } else { 6 };
     let (varmap, model) = build(&ablation, dims, labels, multi_label, 5);
     let data = Synthetic::new(labels, 1).samples(24, multi_label, 2);
@@ -201,7 +212,12 @@ fn every_variable_gets_a_gradient_under_ablations() {
     };
     assert_every_variable_learns("text-only", off("image"), both_streams(), false);
     assert_every_variable_learns("no MoE", off("moe"), both_streams(), true);
-    assert_every_variable_learns("no cross-attention", off("cross_attention"), both_streams(), false);
+    assert_every_variable_learns(
+        "no cross-attention",
+        off("cross_attention"),
+        both_streams(),
+        false,
+    );
     assert_every_variable_learns("no contrastive", off("contrastive"), both_streams(), true);
     let image_only = FeatureDims { text: None, image: Some(IMAGE) };
     assert_every_variable_learns("image-only", Ablation::default(), image_only, false);
@@ -294,12 +310,17 @@ fn the_total_loss_weights_classification_against_contrastive() {
         + value("contrastive_text_fused")
         + value("contrastive_image_fused"))
         / 3.0;
-    let expected =
-        0.7 * value("classification") + 0.3 * contrastive + 0.01 * value("load_balance");
+    let expected = 0.7 * value("classification") + 0.3 * contrastive + 0.01 * value("load_balance");
     let total = parts.total.to_scalar::<f32>().unwrap();
     assert!((total - expected).abs() < 1e-4, "total {total}, expected {expected}");
 
-    let (_, plain) = build(&Ablation { contrastive: false, moe: false, ..Ablation::default() }, both_streams(), 6, false, 3);
+    let (_, plain) = build(
+        &Ablation { contrastive: false, moe: false, ..Ablation::default() },
+        both_streams(),
+        6,
+        false,
+        3,
+    );
     let parts = plain.loss(&plain.forward(&batch, false).unwrap(), &batch).unwrap();
     assert_eq!(parts.components.len(), 1);
     assert_eq!(

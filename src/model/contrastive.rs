@@ -69,3 +69,41 @@ pub fn rows_with_image(x: &Tensor, image_mask: &Tensor) -> Result<Tensor> {
     let keep = Tensor::from_vec(keep.clone(), keep.len(), x.device())?;
     x.index_select(&keep, 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn loss(a: &Tensor, b: &Tensor) -> f32 {
+        info_nce(a, b, 0.07).unwrap().unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn matching_pairs_score_low_and_mismatched_pairs_high() {
+        let a = Tensor::new(&[[1f32, 0., 0.], [0., 2., 0.], [0., 0., 3.]], &Device::Cpu).unwrap();
+        let shuffled =
+            a.index_select(&Tensor::new(&[1u32, 2, 0], &Device::Cpu).unwrap(), 0).unwrap();
+        // Scale does not matter: embeddings are L2-normalised.
+        let aligned = loss(&a, &(&a * 5.0).unwrap());
+        assert!(aligned < 1e-4, "aligned pairs cost {aligned}");
+        let mismatched = loss(&a, &shuffled);
+        assert!(mismatched > 10.0, "mismatched pairs cost only {mismatched}");
+    }
+
+    #[test]
+    fn fewer_than_two_pairs_give_no_term() {
+        let one = Tensor::ones((1, 4), DType::F32, &Device::Cpu).unwrap();
+        assert!(info_nce(&one, &one, 0.07).unwrap().is_none());
+    }
+
+    #[test]
+    fn only_rows_with_an_image_are_kept() {
+        let x = Tensor::new(&[[1f32], [2.], [3.], [4.]], &Device::Cpu).unwrap();
+        let mask = Tensor::new(&[1f32, 0., 1., 0.], &Device::Cpu).unwrap();
+        let kept: Vec<Vec<f32>> = rows_with_image(&x, &mask).unwrap().to_vec2().unwrap();
+        assert_eq!(kept, vec![vec![1.0], vec![3.0]]);
+        let none = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(rows_with_image(&x, &none).unwrap().dim(0).unwrap(), 0);
+    }
+}

@@ -25,7 +25,7 @@ use super::layers::{mean_over_layers, AttentionBlock, Dropout};
 #[derive(Debug, Clone)]
 pub enum Fusion {
     /// Bidirectional cross-attention, then the mean over layers and modalities.
-    CrossAttention { text_to_image: AttentionBlock, image_to_text: AttentionBlock },
+    CrossAttention { text_to_image: Box<AttentionBlock>, image_to_text: Box<AttentionBlock> },
     /// The `cross_attention = false` ablation: the average of the mean-pooled projections.
     Average,
 }
@@ -37,9 +37,11 @@ impl Fusion {
         dropout: Dropout,
         vb: VarBuilder,
     ) -> Result<Self> {
+        let block =
+            |name: &str| AttentionBlock::new(fusion_dim, heads, dropout.clone(), vb.pp(name));
         Ok(Self::CrossAttention {
-            text_to_image: AttentionBlock::new(fusion_dim, heads, dropout.clone(), vb.pp("text_to_image"))?,
-            image_to_text: AttentionBlock::new(fusion_dim, heads, dropout, vb.pp("image_to_text"))?,
+            text_to_image: Box::new(block("text_to_image")?),
+            image_to_text: Box::new(block("image_to_text")?),
         })
     }
 
@@ -54,7 +56,8 @@ impl Fusion {
     ) -> Result<Tensor> {
         let (text_side, image_side) = match self {
             Self::CrossAttention { text_to_image, image_to_text } => {
-                let text_side = text_to_image.forward(text, image, None, Some(image_mask), train)?;
+                let text_side =
+                    text_to_image.forward(text, image, None, Some(image_mask), train)?;
                 let image_side = image_to_text.forward(image, text, None, None, train)?;
                 (text_side, image_side)
             }

@@ -92,7 +92,7 @@ pub struct MultiHeadAttention {
 
 impl MultiHeadAttention {
     pub fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
-        if heads == 0 || dim % heads != 0 {
+        if heads == 0 || !dim.is_multiple_of(heads) {
             candle_core::bail!("attention width {dim} must be divisible by the head count {heads}");
         }
         Ok(Self {
@@ -148,7 +148,13 @@ pub struct FeedForward {
 }
 
 impl FeedForward {
-    pub fn new(dim: usize, hidden: usize, out: usize, dropout: Dropout, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        dim: usize,
+        hidden: usize,
+        out: usize,
+        dropout: Dropout,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         Ok(Self {
             expand: linear(dim, hidden, vb.pp("expand"))?,
             contract: linear(hidden, out, vb.pp("contract"))?,
@@ -182,7 +188,13 @@ impl AttentionBlock {
         Ok(Self {
             attention: MultiHeadAttention::new(dim, heads, vb.pp("attention"))?,
             attention_norm: LayerNorm::new(dim, vb.pp("attention_norm"))?,
-            feed_forward: FeedForward::new(dim, 2 * dim, dim, dropout.clone(), vb.pp("feed_forward"))?,
+            feed_forward: FeedForward::new(
+                dim,
+                2 * dim,
+                dim,
+                dropout.clone(),
+                vb.pp("feed_forward"),
+            )?,
             output_norm: LayerNorm::new(dim, vb.pp("output_norm"))?,
             dropout,
         })
@@ -197,7 +209,8 @@ impl AttentionBlock {
         gate: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
-        let mut attended = self.dropout.forward(&self.attention.forward(x, context, key_mask)?, train)?;
+        let mut attended =
+            self.dropout.forward(&self.attention.forward(x, context, key_mask)?, train)?;
         if let Some(gate) = gate {
             attended = attended.broadcast_mul(&gate.reshape((gate.elem_count(), 1, 1))?)?;
         }

@@ -55,7 +55,9 @@ pub struct Batch {
 pub struct ModelOutput {
     /// `(batch, labels)`.
     pub logits: Tensor,
-    /// `(batch, fusion_dim)` embeddings used by the contrastive loss.
+    /// `(batch, fusion_dim)` embeddings used by the contrastive loss: the mean-pooled
+    /// projected layers of each modality (image: `None` when the model is text-only), and
+    /// the fused vector after the mixture of experts (the classifier's fused token).
     pub text_embedding: Option<Tensor>,
     pub image_embedding: Option<Tensor>,
     pub fused_embedding: Tensor,
@@ -68,7 +70,6 @@ pub struct LossParts {
     pub total: Tensor,
     pub components: Vec<(String, Tensor)>,
 }
-
 
 /// The fusion classifier. Build it from a [`VarBuilder`] over a `VarMap` (preferably through
 /// [`seeded_var_builder`] for reproducible weights), train the `VarMap`'s variables.
@@ -114,10 +115,8 @@ impl FusionModel {
         multi_label: bool,
         seed: u64,
     ) -> Result<Self> {
-        let dims = FeatureDims {
-            text: dims.text,
-            image: if ablation.image { dims.image } else { None },
-        };
+        let dims =
+            FeatureDims { text: dims.text, image: if ablation.image { dims.image } else { None } };
         if dims.text.is_none() && dims.image.is_none() {
             candle_core::bail!(
                 "the model has no input: the text stream is off (no OCR text and no figurative \
@@ -132,20 +131,30 @@ impl FusionModel {
         let dropout = Dropout::new(config.dropout, dropout_rng(seed));
         let project = |stream: Option<(usize, usize)>, name: &str| {
             stream
-                .map(|(layers, dim)| LayerProjection::new(layers, dim, width, dropout.clone(), vb.pp(name)))
+                .map(|(layers, dim)| {
+                    LayerProjection::new(layers, dim, width, dropout.clone(), vb.pp(name))
+                })
                 .transpose()
         };
         let text_projection = project(dims.text, "text_projection")?;
         let image_projection = project(dims.image, "image_projection")?;
         let fusion = match (dims.text, dims.image, ablation.cross_attention) {
-            (Some(_), Some(_), true) => {
-                Some(Fusion::cross_attention(width, config.heads, dropout.clone(), vb.pp("fusion"))?)
-            }
+            (Some(_), Some(_), true) => Some(Fusion::cross_attention(
+                width,
+                config.heads,
+                dropout.clone(),
+                vb.pp("fusion"),
+            )?),
             (Some(_), Some(_), false) => Some(Fusion::Average),
             _ => None,
         };
         let mixer = if ablation.moe {
-            Mixer::Experts(MixtureOfExperts::new(width, config.experts, dropout.clone(), vb.pp("moe"))?)
+            Mixer::Experts(MixtureOfExperts::new(
+                width,
+                config.experts,
+                dropout.clone(),
+                vb.pp("moe"),
+            )?)
         } else {
             Mixer::Single(FeedForward::new(width, 2 * width, width, dropout.clone(), vb.pp("mlp"))?)
         };
@@ -174,7 +183,11 @@ impl FusionModel {
             contrastive_pairs,
             temperature: config.temperature,
             contrastive_weight: config.contrastive_weight as f64,
-            load_balance_weight: if use_load_balance { config.load_balance_weight as f64 } else { 0.0 },
+            load_balance_weight: if use_load_balance {
+                config.load_balance_weight as f64
+            } else {
+                0.0
+            },
         };
         Ok(Self {
             text_projection,
@@ -205,7 +218,8 @@ impl FusionModel {
             (Some(projection), Some(image), Some(mask)) => {
                 // Zero the features of samples without an image first, so that whatever the
                 // cache holds for them (even NaN) cannot leak through `0 · x`.
-                let present = mask.reshape((mask.elem_count(), 1, 1))?.broadcast_as(image.shape())?;
+                let present =
+                    mask.reshape((mask.elem_count(), 1, 1))?.broadcast_as(image.shape())?;
                 let image = present.ne(0.0)?.where_cond(image, &image.zeros_like()?)?;
                 Some(projection.forward(&image, train)?)
             }
@@ -239,13 +253,7 @@ impl FusionModel {
             },
             train,
         )?;
-        Ok(ModelOutput {
-            logits,
-            text_embedding,
-            image_embedding,
-            fused_embedding: fused,
-            gates,
-        })
+        Ok(ModelOutput { logits, text_embedding, image_embedding, fused_embedding: fused, gates })
     }
 
     /// Classification (CE or BCE) + weighted contrastive + load-balancing terms:
@@ -267,9 +275,10 @@ impl FusionModel {
             let w = self.objective.contrastive_weight;
             total = (total * (1.0 - w))?;
             if !terms.is_empty() {
-                let mean = (Tensor::stack(&terms.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>(), 0)?
-                    .mean_all()?
-                    * w)?;
+                let mean =
+                    (Tensor::stack(&terms.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>(), 0)?
+                        .mean_all()?
+                        * w)?;
                 total = (total + mean)?;
             }
             components.extend(terms.into_iter().map(|(pair, t)| (pair.name().to_string(), t)));
@@ -327,8 +336,12 @@ impl FusionModel {
         for &pair in &self.objective.contrastive_pairs {
             let (a, b) = match pair {
                 ContrastivePair::TextImage => (&output.text_embedding, &output.image_embedding),
-                ContrastivePair::TextFused => (&output.text_embedding, &Some(output.fused_embedding.clone())),
-                ContrastivePair::ImageFused => (&output.image_embedding, &Some(output.fused_embedding.clone())),
+                ContrastivePair::TextFused => {
+                    (&output.text_embedding, &Some(output.fused_embedding.clone()))
+                }
+                ContrastivePair::ImageFused => {
+                    (&output.image_embedding, &Some(output.fused_embedding.clone()))
+                }
             };
             let (Some(a), Some(b)) = (a, b) else { continue };
             let (a, b) = match (pair.involves_image(), &batch.image_mask) {
@@ -369,10 +382,9 @@ impl FusionModel {
         let samples = image.dim(0)?;
         match &batch.image_mask {
             Some(mask) if mask.dims() == [samples] => as_mask(mask, image),
-            Some(mask) => candle_core::bail!(
-                "image_mask has shape {:?}, expected ({samples},)",
-                mask.dims()
-            ),
+            Some(mask) => {
+                candle_core::bail!("image_mask has shape {:?}, expected ({samples},)", mask.dims())
+            }
             None => Tensor::ones(samples, image.dtype(), image.device()),
         }
     }
@@ -389,5 +401,9 @@ fn pair_enabled(ablation: &Ablation, pair: ContrastivePair) -> bool {
 /// A `VarBuilder` that creates the model's variables in `varmap` with weights drawn from
 /// `seed` (see [`SeededVarMap`]): the same seed gives the same initial model.
 pub fn seeded_var_builder(varmap: &VarMap, seed: u64, device: &Device) -> VarBuilder<'static> {
-    VarBuilder::from_backend(Box::new(SeededVarMap::new(varmap.clone(), seed)), DType::F32, device.clone())
+    VarBuilder::from_backend(
+        Box::new(SeededVarMap::new(varmap.clone(), seed)),
+        DType::F32,
+        device.clone(),
+    )
 }

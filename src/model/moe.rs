@@ -24,7 +24,9 @@ impl MixtureOfExperts {
         }
         let gate = if experts > 1 { Some(linear(dim, experts, vb.pp("gate"))?) } else { None };
         let experts = (0..experts)
-            .map(|e| FeedForward::new(dim, 2 * dim, dim, dropout.clone(), vb.pp(format!("expert{e}"))))
+            .map(|e| {
+                FeedForward::new(dim, 2 * dim, dim, dropout.clone(), vb.pp(format!("expert{e}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { experts, gate })
     }
@@ -59,4 +61,43 @@ pub fn load_balance_loss(gates: &Tensor) -> Result<Tensor> {
     let mean = importance.mean_all()?;
     let variance = importance.broadcast_sub(&mean)?.sqr()?.mean_all()?;
     variance.div(&(mean.sqr()? + 1e-10)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn load_balance_is_zero_when_even_and_n_minus_one_when_collapsed() {
+        let even = Tensor::full(0.25f32, (8, 4), &Device::Cpu).unwrap();
+        let value = load_balance_loss(&even).unwrap().to_scalar::<f32>().unwrap();
+        assert!(value.abs() < 1e-6, "balanced gates cost {value}");
+
+        // Every sample routed to expert 0: importance (8, 0, 0, 0), CV² = N - 1 = 3.
+        let mut collapsed = vec![0f32; 32];
+        collapsed.iter_mut().step_by(4).for_each(|g| *g = 1.0);
+        let collapsed = Tensor::from_vec(collapsed, (8, 4), &Device::Cpu).unwrap();
+        let value = load_balance_loss(&collapsed).unwrap().to_scalar::<f32>().unwrap();
+        assert!((value - 3.0).abs() < 1e-5, "collapsed gates cost {value}");
+    }
+
+    #[test]
+    fn output_is_the_gate_weighted_sum_of_experts() {
+        use super::super::layers::dropout_rng;
+        let varmap = candle_nn::VarMap::new();
+        let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let dropout = Dropout::new(0.0, dropout_rng(0));
+        let moe = MixtureOfExperts::new(6, 3, dropout, vb).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (5, 6), &Device::Cpu).unwrap();
+        let (mixed, gates) = moe.forward(&x, false).unwrap();
+        let mut expected = Tensor::zeros((5, 6), DType::F32, &Device::Cpu).unwrap();
+        for (e, expert) in moe.experts.iter().enumerate() {
+            let weight = gates.narrow(1, e, 1).unwrap();
+            let term = expert.forward(&x, false).unwrap().broadcast_mul(&weight).unwrap();
+            expected = (expected + term).unwrap();
+        }
+        let diff = (mixed - expected).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+    }
 }

@@ -40,7 +40,14 @@ impl SeededVarMap {
 }
 
 impl SimpleBackend for SeededVarMap {
-    fn get(&self, shape: Shape, name: &str, init: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        init: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Tensor> {
         let mut vars = self.varmap.data().lock().expect("VarMap lock poisoned");
         if let Some(existing) = vars.get(name) {
             if existing.shape() != &shape {
@@ -49,7 +56,8 @@ impl SimpleBackend for SeededVarMap {
             return Ok(existing.as_tensor().clone());
         }
         let values = sample(&init, &shape, &mut self.rng_for(name));
-        let tensor = Tensor::from_vec(values, shape, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)?;
+        let tensor =
+            Tensor::from_vec(values, shape, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)?;
         let var = Var::from_tensor(&tensor)?;
         let tensor = var.as_tensor().clone();
         vars.insert(name.to_string(), var);
@@ -105,7 +113,9 @@ fn normal(rng: &mut StdRng, mean: f64, stdev: f64, count: usize) -> Vec<f32> {
 /// 64-bit FNV-1a: a stable (unlike `DefaultHasher`, which may change between Rust releases)
 /// hash of a variable name.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]
