@@ -33,9 +33,20 @@ fn build(
     multi_label: bool,
     seed: u64,
 ) -> (VarMap, FusionModel) {
+    build_with(&tiny_config(), ablation, dims, labels, multi_label, seed)
+}
+
+fn build_with(
+    config: &ModelConfig,
+    ablation: &Ablation,
+    dims: FeatureDims,
+    labels: usize,
+    multi_label: bool,
+    seed: u64,
+) -> (VarMap, FusionModel) {
     let varmap = VarMap::new();
     let vb = seeded_var_builder(&varmap, seed, &Device::Cpu);
-    let model = FusionModel::new(vb, &tiny_config(), ablation, dims, labels, multi_label, seed)
+    let model = FusionModel::new(vb, config, ablation, dims, labels, multi_label, seed)
         .expect("the model builds");
     (varmap, model)
 }
@@ -181,8 +192,18 @@ fn assert_every_variable_learns(
     dims: FeatureDims,
     multi_label: bool,
 ) {
+    assert_every_variable_learns_with(&tiny_config(), name, ablation, dims, multi_label)
+}
+
+fn assert_every_variable_learns_with(
+    config: &ModelConfig,
+    name: &str,
+    ablation: Ablation,
+    dims: FeatureDims,
+    multi_label: bool,
+) {
     let labels = if multi_label { 7 } else { 6 };
-    let (varmap, model) = build(&ablation, dims, labels, multi_label, 5);
+    let (varmap, model) = build_with(config, &ablation, dims, labels, multi_label, 5);
     let data = Synthetic::new(labels, 1).samples(24, multi_label, 2);
     let mut batch = data.batch(0..24, labels, multi_label);
     if dims.text.is_none() {
@@ -221,6 +242,22 @@ fn every_variable_gets_a_gradient_under_ablations() {
     assert_every_variable_learns("no contrastive", off("contrastive"), both_streams(), true);
     let image_only = FeatureDims { text: None, image: Some(IMAGE) };
     assert_every_variable_learns("image-only", Ablation::default(), image_only, false);
+    let head_only = ModelConfig { classifier_layers: 0, ..tiny_config() };
+    assert_every_variable_learns_with(
+        &head_only,
+        "no classifier blocks",
+        Ablation::default(),
+        both_streams(),
+        false,
+    );
+    let two_blocks = ModelConfig { classifier_layers: 2, ..tiny_config() };
+    assert_every_variable_learns_with(
+        &two_blocks,
+        "two classifier blocks",
+        Ablation::default(),
+        both_streams(),
+        true,
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! candle's fused `layer_norm`, `softmax_last_dim` and `candle_nn::LayerNorm` have no
 //! backward pass and silently stop gradients, so everything here is written from ops that
 //! do (`mean`, `sqr`, `sqrt`, `candle_nn::ops::softmax`). The gradient-flow tests in
-//! `tests/model_gradients.rs` fail if a fused op slips back in.
+//! `tests/model_fusion.rs` fail if a fused op slips back in.
 
 use std::sync::{Arc, Mutex};
 
