@@ -39,11 +39,7 @@ pub fn predict(
         let output = model.forward(&batch, false)?;
         let loss = model.loss(&output, &batch)?;
         loss_sum += loss.total.to_scalar::<f32>()? * chunk.len() as f32;
-        let probs = if targets.multi_label {
-            candle_nn::ops::sigmoid(&output.logits)?
-        } else {
-            candle_nn::ops::softmax_last_dim(&output.logits)?
-        };
+        let probs = model.probabilities(&output.logits)?;
         probabilities.extend(probs.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
         if let Some(g) = &output.gates {
             gates.get_or_insert_with(Vec::new).extend(g.to_device(&Device::Cpu)?.to_vec2::<f32>()?);

@@ -26,6 +26,7 @@ use anyhow::{Context, Result};
 
 use crate::config::Config;
 use crate::events::{ChannelSink, EventSink, Fanout, JsonlSink, RunInfo, RunSummary, TrainEvent};
+use crate::model::FusionModel;
 
 /// A cooperative stop request, checked by the trainer at every step boundary.
 #[derive(Debug, Clone, Default)]
@@ -141,7 +142,7 @@ fn train(
             .load(run.last_checkpoint())
             .with_context(|| format!("loading {}", run.last_checkpoint().display()))?;
     }
-    let parameters = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
+    let parameters = FusionModel::num_parameters(&varmap);
     emit(TrainEvent::RunStarted(RunInfo {
         run_id: run.id.clone(),
         run_dir: run.path.clone(),

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 
 use super::batches::{batch, epoch_order, Targets};
 use super::evaluate::{decide, gate_usage, misclassified, predict, score, Predictions};
@@ -20,7 +20,7 @@ use super::StopFlag;
 use crate::config::Config;
 use crate::events::{EpochRecord, RunSummary, StepRecord, TrainEvent};
 use crate::metrics::{best_thresholds, Metrics};
-use crate::model::{FusionModel, SeededVarMap};
+use crate::model::{seeded_var_builder, FusionModel};
 
 /// Builds the fusion model for `prepared` features, with seeded initial weights.
 pub fn build_model(
@@ -31,8 +31,7 @@ pub fn build_model(
     device: &Device,
 ) -> Result<(FusionModel, VarMap)> {
     let varmap = VarMap::new();
-    let backend = SeededVarMap::new(varmap.clone(), config.train.seed);
-    let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
+    let vb = seeded_var_builder(&varmap, config.train.seed, device);
     let model = FusionModel::new(
         vb,
         &config.model,

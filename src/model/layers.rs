@@ -1,0 +1,237 @@
+//! Backward-safe building blocks: layer norm, multi-head attention, feed-forward, dropout.
+//!
+//! candle's fused `layer_norm`, `softmax_last_dim` and `candle_nn::LayerNorm` have no
+//! backward pass and silently stop gradients, so everything here is written from ops that
+//! do (`mean`, `sqr`, `sqrt`, `candle_nn::ops::softmax`). The gradient-flow tests in
+//! `tests/model_fusion.rs` fail if a fused op slips back in.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{Device, Module, Result, Tensor, D};
+use candle_nn::{linear, linear_no_bias, Init, Linear, VarBuilder};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+/// Added to the attention score of a key that must not be attended to. Large enough that
+/// its softmax weight underflows to exactly zero, small enough to stay finite in f32.
+const MASKED_SCORE: f64 = -1e9;
+
+/// Layer normalisation over the last dimension: `(x - mean) / sqrt(var + eps) * gamma + beta`.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    gamma: Tensor,
+    beta: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        let gamma = vb.get_with_hints(dim, "weight", Init::Const(1.0))?;
+        let beta = vb.get_with_hints(dim, "bias", Init::Const(0.0))?;
+        Ok(Self { gamma, beta, eps: 1e-5 })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
+        normed.broadcast_mul(&self.gamma)?.broadcast_add(&self.beta)
+    }
+}
+
+/// Inverted dropout whose masks come from a seeded RNG shared by the whole model, because
+/// candle's CPU random generator cannot be seeded and runs must be reproducible.
+#[derive(Debug, Clone)]
+pub struct Dropout {
+    p: f32,
+    rng: Arc<Mutex<StdRng>>,
+}
+
+impl Dropout {
+    pub fn new(p: f32, rng: Arc<Mutex<StdRng>>) -> Self {
+        Self { p, rng }
+    }
+
+    /// Identity unless `train`; otherwise zeroes each element with probability `p` and
+    /// scales the survivors by `1 / (1 - p)` so the expected activation is unchanged.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train || self.p <= 0.0 {
+            return Ok(x.clone());
+        }
+        if self.p >= 1.0 {
+            return x.zeros_like();
+        }
+        let keep_scale = 1.0 / (1.0 - self.p);
+        let mask: Vec<f32> = {
+            let mut rng = self.rng.lock().expect("dropout RNG lock poisoned");
+            (0..x.elem_count())
+                .map(|_| if rng.random::<f32>() < self.p { 0.0 } else { keep_scale })
+                .collect()
+        };
+        let mask = Tensor::from_vec(mask, x.shape(), &Device::Cpu)?
+            .to_device(x.device())?
+            .to_dtype(x.dtype())?;
+        x.mul(&mask)
+    }
+}
+
+/// Multi-head scaled dot-product attention from `queries` to `context`.
+#[derive(Debug, Clone)]
+pub struct MultiHeadAttention {
+    query: Linear,
+    /// No bias: a key bias adds the same `q · b` to every score of a query, which softmax
+    /// cancels, so it could never receive a gradient.
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl MultiHeadAttention {
+    pub fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
+        if heads == 0 || !dim.is_multiple_of(heads) {
+            candle_core::bail!("attention width {dim} must be divisible by the head count {heads}");
+        }
+        Ok(Self {
+            query: linear(dim, dim, vb.pp("query"))?,
+            key: linear_no_bias(dim, dim, vb.pp("key"))?,
+            value: linear(dim, dim, vb.pp("value"))?,
+            output: linear(dim, dim, vb.pp("output"))?,
+            heads,
+            head_dim: dim / heads,
+        })
+    }
+
+    /// `queries` `(B, Lq, F)` attend to `context` `(B, Lk, F)`. `key_mask` `(B, Lk)` holds 1
+    /// for keys that may be attended to and 0 for keys that must be ignored.
+    /// Returns `(B, Lq, F)`.
+    pub fn forward(
+        &self,
+        queries: &Tensor,
+        context: &Tensor,
+        key_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (batch, query_len, width) = queries.dims3()?;
+        let q = self.split_heads(&self.query.forward(queries)?)?;
+        let k = self.split_heads(&self.key.forward(context)?)?;
+        let v = self.split_heads(&self.value.forward(context)?)?;
+
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let mut scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+        if let Some(mask) = key_mask {
+            // (1 - mask) * MASKED_SCORE, shaped (B, 1, 1, Lk) to broadcast over heads/queries.
+            let bias = mask.affine(-MASKED_SCORE, MASKED_SCORE)?.unsqueeze(1)?.unsqueeze(1)?;
+            scores = scores.broadcast_add(&bias.to_dtype(scores.dtype())?)?;
+        }
+        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let attended = weights.matmul(&v)?; // (B, H, Lq, head_dim)
+        let merged = attended.transpose(1, 2)?.contiguous()?.reshape((batch, query_len, width))?;
+        self.output.forward(&merged)
+    }
+
+    /// `(B, L, F)` → `(B, H, L, F / H)`.
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (batch, len, _) = x.dims3()?;
+        x.reshape((batch, len, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+    }
+}
+
+/// Position-wise feed-forward: `Linear → GELU → dropout → Linear`.
+#[derive(Debug, Clone)]
+pub struct FeedForward {
+    expand: Linear,
+    contract: Linear,
+    dropout: Dropout,
+}
+
+impl FeedForward {
+    pub fn new(
+        dim: usize,
+        hidden: usize,
+        out: usize,
+        dropout: Dropout,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            expand: linear(dim, hidden, vb.pp("expand"))?,
+            contract: linear(hidden, out, vb.pp("contract"))?,
+            dropout,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let hidden = self.expand.forward(x)?.gelu_erf()?;
+        self.contract.forward(&self.dropout.forward(&hidden, train)?)
+    }
+}
+
+/// A post-norm transformer block (as in the original Transformer and BERT):
+/// `x = LN(x + g · Attn(x, context))`, then `x = LN(x + FFN(x))`.
+///
+/// With `context = x` it is self-attention; with the other modality it is cross-attention.
+/// The optional per-sample gate `g` `(B,)` switches the attention residual off for samples
+/// whose context is missing, so they pass through the block on their own features alone.
+#[derive(Debug, Clone)]
+pub struct AttentionBlock {
+    attention: MultiHeadAttention,
+    attention_norm: LayerNorm,
+    feed_forward: FeedForward,
+    output_norm: LayerNorm,
+    dropout: Dropout,
+}
+
+impl AttentionBlock {
+    pub fn new(dim: usize, heads: usize, dropout: Dropout, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            attention: MultiHeadAttention::new(dim, heads, vb.pp("attention"))?,
+            attention_norm: LayerNorm::new(dim, vb.pp("attention_norm"))?,
+            feed_forward: FeedForward::new(
+                dim,
+                2 * dim,
+                dim,
+                dropout.clone(),
+                vb.pp("feed_forward"),
+            )?,
+            output_norm: LayerNorm::new(dim, vb.pp("output_norm"))?,
+            dropout,
+        })
+    }
+
+    /// `x` `(B, Lq, F)`, `context` `(B, Lk, F)`, `key_mask` `(B, Lk)`, `gate` `(B,)`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        context: &Tensor,
+        key_mask: Option<&Tensor>,
+        gate: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let mut attended =
+            self.dropout.forward(&self.attention.forward(x, context, key_mask)?, train)?;
+        if let Some(gate) = gate {
+            attended = attended.broadcast_mul(&gate.reshape((gate.elem_count(), 1, 1))?)?;
+        }
+        let x = self.attention_norm.forward(&(x + attended)?)?;
+        let transformed = self.dropout.forward(&self.feed_forward.forward(&x, train)?, train)?;
+        self.output_norm.forward(&(x + transformed)?)
+    }
+}
+
+/// A fresh dropout RNG for a model seed (also used by tests of individual blocks).
+pub fn dropout_rng(seed: u64) -> Arc<Mutex<StdRng>> {
+    use rand::SeedableRng;
+    Arc::new(Mutex::new(StdRng::seed_from_u64(seed)))
+}
+
+/// Mean over dimension 1 of `(B, L, F)`: how the exposed encoder layers are combined.
+pub fn mean_over_layers(x: &Tensor) -> Result<Tensor> {
+    x.mean(1)
+}
+
+/// Converts a `(B,)` 0/1 mask to the tensor's dtype and device (masks arrive as f32).
+pub fn as_mask(mask: &Tensor, like: &Tensor) -> Result<Tensor> {
+    mask.to_device(like.device())?.to_dtype(like.dtype())
+}
