@@ -13,6 +13,27 @@ use ratatui_image::StatefulImage;
 /// shows far fewer, and resizing a full-size photo at every draw would stall the UI.
 const MAX_SIDE: u32 = 512;
 
+/// The picker for the real terminal. Call after entering raw mode and the alternate screen
+/// and before reading terminal events.
+///
+/// ratatui-image asks the terminal which graphics protocol it speaks and reads the answer
+/// on a helper thread. When nobody answers (tmux without `allow-passthrough` forwards the
+/// query to no one), that thread stays blocked on stdin after the timeout and swallows the
+/// user's first key press. So inside tmux, or with `MEMESCOPE_IMAGES=halfblocks`, we do not
+/// ask and draw images with half blocks.
+pub fn terminal_picker() -> Picker {
+    let in_tmux = std::env::var_os("TMUX").is_some_and(|v| !v.is_empty());
+    let forced = std::env::var("MEMESCOPE_IMAGES").is_ok_and(|v| v == "halfblocks");
+    if in_tmux || forced {
+        tracing::info!("not querying the terminal for graphics; using half blocks");
+        return Picker::halfblocks();
+    }
+    Picker::from_query_stdio().unwrap_or_else(|err| {
+        tracing::info!("terminal graphics query failed ({err}); using half blocks");
+        Picker::halfblocks()
+    })
+}
+
 pub struct ImagePreview {
     picker: Picker,
     /// The image last asked for, and its encoded form or why there is none.

@@ -23,7 +23,6 @@ mod tests;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use ratatui_image::picker::Picker;
 
 pub use app::{App, Overlay};
 pub use figurative::looks_figurative;
@@ -69,13 +68,9 @@ pub async fn run_watch(run_dir: PathBuf) -> Result<()> {
 
 async fn run_dashboard(mut app: App, follower: Option<EventFollower>) -> Result<()> {
     let mut guard = TerminalGuard::enter()?;
-    // Asks the terminal which graphics protocol it speaks; must happen before the event
-    // stream starts reading stdin, or the answer would be read as key presses.
-    let picker = Picker::from_query_stdio().unwrap_or_else(|err| {
-        tracing::info!("terminal graphics query failed ({err}); using half blocks");
-        Picker::halfblocks()
-    });
-    app.errors.preview.set_picker(picker);
+    // Before the event stream starts reading stdin, or the terminal's answer to the
+    // graphics query would be read as key presses.
+    app.errors.preview.set_picker(image_preview::terminal_picker());
     let result = event_loop::run(&mut guard.terminal, &mut app, follower).await;
     drop(guard);
     if let Err(err) = &result {

@@ -59,9 +59,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Pane::F1 => f1::draw(frame, pane_area, &app.view),
         Pane::Gates => gates::draw(frame, pane_area, &app.view),
         Pane::Errors => {
-            let labels = app.view.labels().to_vec();
-            let items = app.view.misclassified().to_vec();
-            app.errors.draw(frame, pane_area, &items, &labels);
+            app.errors.draw(frame, pane_area, app.view.misclassified(), app.view.labels())
         }
         Pane::Ablations => app.ablations.draw(frame, pane_area, &app.launch_note()),
         Pane::Runs => app.runs_pane.draw(frame, pane_area, &app.runs),

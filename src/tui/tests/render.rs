@@ -251,3 +251,27 @@ fn help_overlay_lists_keys() {
     press(&mut app, KeyCode::Char('x'));
     assert!(!render(&mut app, 100, 30).contains("switch pane"), "any key closes the help");
 }
+
+#[test]
+fn errors_detail_draws_a_readable_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ax-101.png");
+    // Rows differ in colour, so half blocks draw '▄' rather than a blank with a background.
+    image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 200]))
+        .save(&path)
+        .unwrap();
+    let mut app = App::watch("/nonexistent/runs/run-d".into());
+    for mut event in recorded_run("run-d", Ablation::default(), 0.7) {
+        if let crate::events::TrainEvent::Epoch(epoch) = &mut event {
+            epoch.misclassified.iter_mut().for_each(|m| m.image = Some(path.clone()));
+        }
+        app.apply_event(event);
+    }
+    app.pane = Pane::Errors;
+    press(&mut app, KeyCode::Enter);
+    render(&mut app, 100, 30);
+    let screen = render(&mut app, 100, 30);
+    assert!(!screen.contains("no image"), "{screen}");
+    // Half blocks (the test picker) draw two pixel rows per cell with '▄'.
+    assert!(line_with(&screen, "OCR text").contains('▄'), "{screen}");
+}
