@@ -81,7 +81,8 @@ pub fn main() -> Result<()> {
         match command {
             Command::Tui(args) => {
                 let config = args.load()?;
-                crate::tui::run_live(config).await
+                let runs = config.paths.runs.clone();
+                crate::tui::run_live(config, runs).await
             }
             Command::Train { config, headless: _, resume } => {
                 train::run(resume.map_or_else(

@@ -1,9 +1,80 @@
-//! STUB (integration placeholder): replaced by helper D.
-pub async fn run_live(config: crate::config::Config) -> anyhow::Result<()> {
-    let _ = config;
-    todo!()
+//! The dashboard: a ratatui TUI over the background trainer.
+//!
+//! It never touches tensors. It folds `TrainEvent`s (from a run it started, or from a
+//! run's `events.jsonl` in watch mode) into state, and draws six panes: Loss, F1, Gates,
+//! Errors, Ablations, Runs. `App` holds all state and key handling (testable without a
+//! terminal), `ui` and the `panes` draw it, `event_loop` connects it to the terminal.
+
+mod app;
+mod event_loop;
+mod figurative;
+mod image_preview;
+mod launcher;
+mod panes;
+mod run_table;
+mod run_view;
+mod sweep;
+mod terminal;
+mod ui;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+pub use app::{App, Overlay};
+pub use figurative::looks_figurative;
+pub use launcher::{LaunchedRun, Launcher, TrainerLauncher};
+pub use panes::Pane;
+pub use run_table::{load_run, RunRow, RunStatus, RunTable};
+pub use sweep::{data_has_reasoning, leave_one_out, SWEEP_MODULES};
+pub use ui::draw;
+
+use crate::config::Config;
+use crate::events::EventFollower;
+use terminal::{init_logging, TerminalGuard};
+
+/// `memescope tui`: the dashboard, starting runs from `config` into `runs_dir`
+/// (which overrides `config.paths.runs`). Logs go to `<runs_dir>/memescope.log`.
+pub async fn run_live(mut config: Config, runs_dir: PathBuf) -> Result<()> {
+    config.paths.runs = runs_dir.clone();
+    std::fs::create_dir_all(&runs_dir)
+        .with_context(|| format!("creating runs directory {}", runs_dir.display()))?;
+    init_logging(&runs_dir.join("memescope.log"))?;
+    let probe = config.clone();
+    let has_reasoning = tokio::task::spawn_blocking(move || data_has_reasoning(&probe))
+        .await
+        .context("checking the data for reasoning fields")?;
+    let mut app = App::live(config, Box::new(TrainerLauncher));
+    app.data_has_reasoning = has_reasoning;
+    app.scan_runs();
+    run_dashboard(app, None).await
 }
-pub async fn run_watch(run: std::path::PathBuf) -> anyhow::Result<()> {
-    let _ = run;
-    todo!()
+
+/// `memescope watch`: follows `run_dir/events.jsonl` live, or replays a finished run.
+pub async fn run_watch(run_dir: PathBuf) -> Result<()> {
+    if !run_dir.is_dir() {
+        bail!("{} is not a run directory", run_dir.display());
+    }
+    let log_dir = run_dir.parent().map(PathBuf::from).unwrap_or_default();
+    init_logging(&log_dir.join("memescope.log"))?;
+    let follower = EventFollower::new(&run_dir.join("events.jsonl"));
+    let mut app = App::watch(run_dir);
+    app.scan_runs();
+    run_dashboard(app, Some(follower)).await
+}
+
+async fn run_dashboard(mut app: App, follower: Option<EventFollower>) -> Result<()> {
+    let mut guard = TerminalGuard::enter()?;
+    // Before the event stream starts reading stdin, or the terminal's answer to the
+    // graphics query would be read as key presses.
+    app.errors.preview.set_picker(image_preview::terminal_picker());
+    let result = event_loop::run(&mut guard.terminal, &mut app, follower).await;
+    drop(guard);
+    if let Err(err) = &result {
+        tracing::error!("dashboard error: {err:#}");
+    }
+    result
 }

@@ -1,0 +1,252 @@
+//! Key handling on the app state, with a launcher that replays recorded runs.
+
+use std::path::PathBuf;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::fixture::{live_app, recorded_run, replayed_app};
+use crate::config::Ablation;
+use crate::events::TrainEvent;
+use crate::tui::{App, Overlay, Pane, RunStatus};
+
+fn press(app: &mut App, code: KeyCode) {
+    app.handle_key(KeyEvent::from(code));
+}
+
+fn type_text(app: &mut App, text: &str) {
+    text.chars().for_each(|c| press(app, KeyCode::Char(c)));
+}
+
+#[test]
+fn number_keys_and_tab_switch_panes() {
+    let mut app = replayed_app();
+    press(&mut app, KeyCode::Char('4'));
+    assert_eq!(app.pane, Pane::Errors);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.pane, Pane::Ablations);
+    press(&mut app, KeyCode::BackTab);
+    press(&mut app, KeyCode::BackTab);
+    assert_eq!(app.pane, Pane::Gates);
+    press(&mut app, KeyCode::Char('6'));
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.pane, Pane::Loss, "Tab wraps around");
+}
+
+#[test]
+fn toggled_switch_is_used_by_the_next_launch() {
+    let (mut app, launches) = live_app(false);
+    press(&mut app, KeyCode::Char('5'));
+    for _ in 0..4 {
+        press(&mut app, KeyCode::Down);
+    }
+    press(&mut app, KeyCode::Char(' ')); // moe off
+    press(&mut app, KeyCode::Char('k'));
+    press(&mut app, KeyCode::Char(' ')); // cross_attention off
+    press(&mut app, KeyCode::Char('r'));
+    let launched = &launches.borrow().configs;
+    assert_eq!(launched.len(), 1);
+    let ablation = launched[0].ablation;
+    assert!(!ablation.moe && !ablation.cross_attention && ablation.image && ablation.ocr);
+    assert_eq!(launched[0].train.epochs, 2, "the rest of the config is the base config");
+}
+
+#[test]
+fn enter_on_start_row_launches_and_events_reach_the_panes() {
+    let (mut app, launches) = live_app(false);
+    app.pane = Pane::Ablations;
+    for _ in 0..9 {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(launches.borrow().configs.len(), 1);
+    assert!(app.is_training());
+    app.drain_active();
+    assert!(!app.is_training(), "the replay ended");
+    assert_eq!(app.view.status, Some(RunStatus::Finished));
+    assert_eq!(app.view.misclassified().len(), 4);
+    let row = app.runs.get("run-1").expect("the run is listed");
+    assert_eq!((row.status, row.macro_f1), (RunStatus::Finished, Some(0.70)));
+}
+
+#[test]
+fn sweep_runs_leave_one_out_configs_one_after_another() {
+    let (mut app, launches) = live_app(false);
+    app.data_has_reasoning = true;
+    app.pane = Pane::Ablations;
+    press(&mut app, KeyCode::Char(' ')); // image off in the pane: the sweep ignores it
+    press(&mut app, KeyCode::Char('s'));
+    assert_eq!(launches.borrow().configs.len(), 1, "only one run at a time");
+    assert_eq!(app.queue.len(), 6);
+    app.drain_active(); // each replay ends, which starts the next
+    let labels: Vec<String> =
+        launches.borrow().configs.iter().map(|c| c.ablation.short_label()).collect();
+    assert_eq!(
+        labels,
+        ["all on", "-image", "-ocr", "-cross_attention", "-moe", "-contrastive", "+figurative"]
+    );
+    assert_eq!(app.runs.rows.len(), 7);
+    assert!(app.runs.rows.iter().all(|r| r.status == RunStatus::Finished));
+}
+
+#[test]
+fn a_run_requested_while_training_waits_in_the_queue() {
+    let (mut app, launches) = live_app(true);
+    app.pane = Pane::Ablations;
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active();
+    press(&mut app, KeyCode::Char('r'));
+    assert_eq!(launches.borrow().configs.len(), 1);
+    assert_eq!(app.queue.len(), 1);
+    assert!(app.notice.as_deref().unwrap().contains("waiting"));
+    // The first run ends (its channel closes without a final event): the next starts,
+    // and the silent end is reported as a failure rather than left "running".
+    launches.borrow_mut().open.clear();
+    app.drain_active();
+    assert_eq!(launches.borrow().configs.len(), 2);
+    assert_eq!(app.runs.get("run-1").unwrap().status, RunStatus::Failed);
+}
+
+#[test]
+fn search_filters_errors_and_esc_restores_the_previous_query() {
+    let mut app = replayed_app();
+    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "Stop");
+    let items = app.view.misclassified().to_vec();
+    // Case-insensitive: "cannot stop thinking", "will not stop bouncing".
+    assert_eq!(app.errors.visible(&items).len(), 2);
+    press(&mut app, KeyCode::Backspace);
+    type_text(&mut app, "p 1"); // digits are text while typing, not pane switches
+    assert_eq!(app.pane, Pane::Errors);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.errors.search, "");
+    assert_eq!(app.errors.visible(&items).len(), 4);
+
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "bouncing");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.errors.visible(&items), vec![3]);
+    assert_eq!(app.errors.selected_sample(&items).unwrap().sample_id, "ax-104");
+}
+
+#[test]
+fn sort_order_flips_confidence() {
+    let mut app = replayed_app();
+    app.pane = Pane::Errors;
+    let items = app.view.misclassified().to_vec();
+    assert_eq!(app.errors.visible(&items), vec![0, 2, 1, 3]); // 0.91, 0.77, 0.64, 0.42
+    press(&mut app, KeyCode::Char('o'));
+    assert_eq!(app.errors.visible(&items), vec![3, 1, 2, 0]);
+}
+
+#[test]
+fn quit_asks_while_training_and_stops_the_run_on_yes() {
+    let (mut app, launches) = live_app(true);
+    app.pane = Pane::Ablations;
+    press(&mut app, KeyCode::Char('r'));
+    press(&mut app, KeyCode::Char('q'));
+    assert_eq!(app.overlay, Overlay::ConfirmQuit);
+    press(&mut app, KeyCode::Char('n'));
+    assert!(!app.should_quit() && app.overlay == Overlay::None);
+    assert!(!launches.borrow().stops[0].is_requested());
+
+    app.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert_eq!(app.overlay, Overlay::ConfirmQuit);
+    press(&mut app, KeyCode::Char('y'));
+    assert!(app.should_quit());
+    assert!(launches.borrow().stops[0].is_requested());
+}
+
+#[test]
+fn quit_is_immediate_without_a_run() {
+    let mut app = replayed_app();
+    press(&mut app, KeyCode::Char('q'));
+    assert!(app.should_quit());
+    assert_eq!(app.overlay, Overlay::None);
+}
+
+#[test]
+fn x_stops_the_run_and_cancels_the_queue() {
+    let (mut app, launches) = live_app(true);
+    app.pane = Pane::Ablations;
+    press(&mut app, KeyCode::Char('s'));
+    assert_eq!(app.queue.len(), 5);
+    press(&mut app, KeyCode::Char('x'));
+    assert!(launches.borrow().stops[0].is_requested());
+    assert!(app.queue.is_empty());
+}
+
+#[test]
+fn watch_mode_cannot_launch_and_says_why() {
+    let mut app = replayed_app();
+    app.pane = Pane::Ablations;
+    press(&mut app, KeyCode::Char('r'));
+    assert!(!app.is_training());
+    assert!(app.notice.as_deref().unwrap().contains("Watching"));
+}
+
+#[test]
+fn failed_run_keeps_the_app_usable() {
+    let (mut app, _) = live_app(true);
+    app.pane = Pane::Ablations;
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active();
+    app.apply_event(TrainEvent::Failed { message: "cannot read train.json".into() });
+    assert_eq!(app.view.status, Some(RunStatus::Failed));
+    press(&mut app, KeyCode::Char('3'));
+    assert_eq!(app.pane, Pane::Gates);
+}
+
+#[test]
+fn earlier_runs_are_read_from_the_runs_directory() {
+    let runs = tempfile::tempdir().unwrap();
+    let write_run = |id: &str, events: &[TrainEvent], report: Option<&str>| {
+        let dir = runs.path().join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = super::fixture::config();
+        config.ablation = Ablation { contrastive: false, ..Ablation::default() };
+        std::fs::write(dir.join("config.toml"), config.to_toml_string()).unwrap();
+        let lines: String =
+            events.iter().map(|e| format!("{}\n", serde_json::to_string(e).unwrap())).collect();
+        std::fs::write(dir.join("events.jsonl"), lines).unwrap();
+        if let Some(report) = report {
+            std::fs::write(dir.join("report.json"), report).unwrap();
+        }
+    };
+    let ablation = Ablation { contrastive: false, ..Ablation::default() };
+    let finished = recorded_run("old-1", ablation, 0.7);
+    write_run(
+        "old-1",
+        &finished,
+        Some(
+            r#"{"macro_f1":0.731,"weighted_f1":0.74,"per_class":[{"label":"Nervousness","f1":0.9,"precision":1.0}]}"#,
+        ),
+    );
+    write_run("old-2", &finished[..30], None);
+    std::fs::create_dir_all(runs.path().join("not-a-run")).unwrap();
+
+    let mut base = super::fixture::config();
+    base.paths.runs = PathBuf::from(runs.path());
+    let mut app = App::live(
+        base,
+        Box::new(super::fixture::FakeLauncher { launches: Default::default(), keep_open: false }),
+    );
+    app.scan_runs();
+    let ids: Vec<&str> = app.runs.rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["old-1", "old-2"]);
+    let old1 = &app.runs.rows[0];
+    assert_eq!(old1.label, "-contrastive");
+    assert_eq!((old1.macro_f1, old1.status), (Some(0.731), RunStatus::Finished));
+    assert_eq!(old1.per_class, vec![("Nervousness".to_string(), 0.9)]);
+    let old2 = &app.runs.rows[1];
+    assert_eq!((old2.status, old2.macro_f1), (RunStatus::Interrupted, Some(0.65)));
+}
+
+#[test]
+fn a_broken_report_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("events.jsonl"), "").unwrap();
+    std::fs::write(dir.path().join("report.json"), "{\"macro_f1\": \"high\"}").unwrap();
+    let err = crate::tui::load_run(dir.path()).unwrap_err();
+    assert!(format!("{err:#}").contains("report.json"), "{err:#}");
+}

@@ -1,0 +1,199 @@
+//! The frame: tab bar, the current pane, the status bar and overlays.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Tabs, Wrap};
+use ratatui::Frame;
+
+use super::app::{App, Overlay};
+use super::panes::{f1, gates, Pane};
+use super::run_table::RunStatus;
+
+/// Below this size the panes cannot be laid out legibly.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+/// Every key, for the help overlay.
+pub const KEYS: &[(&str, &str)] = &[
+    ("1-6, Tab, Shift-Tab", "switch pane"),
+    ("?", "this help (any key closes it)"),
+    ("q, Ctrl-C", "quit (asks y/n while a run is training)"),
+    ("x", "stop the running training (and cancel queued runs)"),
+    ("Loss: c", "show loss components instead of the raw trace"),
+    ("Errors: j/k, ↑/↓, PgUp/PgDn, g/G", "move in the list (mouse wheel too)"),
+    ("Errors: Enter / Esc", "open / close the detail view with the image"),
+    ("Errors: /", "search text (type, Enter keeps, Esc cancels)"),
+    ("Errors: t / p", "cycle the true / predicted class filter"),
+    ("Errors: f", "figurative / sarcastic filter (a text heuristic)"),
+    ("Errors: o / c", "flip sort by confidence / clear filters"),
+    ("Ablations: j/k, Space", "move, toggle a switch"),
+    ("Ablations: r (or Enter on Start)", "start a run with the switches"),
+    ("Ablations: s", "queue the leave-one-out sweep"),
+    ("Runs: j/k, Space", "move, mark a run (two at most)"),
+    ("Runs: Enter / Esc", "compare the two marked runs per class / back"),
+    ("Runs: b", "use the selected run as the Δ baseline"),
+];
+
+pub fn draw(frame: &mut Frame, app: &mut App) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        draw_too_small(frame, area);
+        return;
+    }
+    let [tabs_area, pane_area, status_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(10), Constraint::Length(2)])
+            .areas(area);
+    let titles =
+        Pane::ALL.iter().enumerate().map(|(i, pane)| format!("{} {}", i + 1, pane.title()));
+    frame.render_widget(
+        Tabs::new(titles)
+            .select(app.pane.index())
+            .highlight_style(Style::new().fg(Color::Black).bg(Color::Cyan).bold())
+            .divider("│"),
+        tabs_area,
+    );
+
+    match app.pane {
+        Pane::Loss => app.loss.draw(frame, pane_area, &app.view),
+        Pane::F1 => f1::draw(frame, pane_area, &app.view),
+        Pane::Gates => gates::draw(frame, pane_area, &app.view),
+        Pane::Errors => {
+            app.errors.draw(frame, pane_area, app.view.misclassified(), app.view.labels())
+        }
+        Pane::Ablations => app.ablations.draw(frame, pane_area, &app.launch_note()),
+        Pane::Runs => app.runs_pane.draw(frame, pane_area, &app.runs),
+    }
+    draw_status(frame, status_area, app);
+
+    match app.overlay {
+        Overlay::None => {}
+        Overlay::Help => draw_help(frame, area),
+        Overlay::ConfirmQuit => draw_confirm_quit(frame, area),
+    }
+}
+
+fn draw_too_small(frame: &mut Frame, area: Rect) {
+    let message = format!(
+        "Terminal too small: {}×{}.\nmemescope needs at least {MIN_WIDTH}×{MIN_HEIGHT}.",
+        area.width, area.height
+    );
+    let box_area = area.centered(Constraint::Length(area.width.min(44)), Constraint::Length(2));
+    frame.render_widget(Paragraph::new(message).centered().wrap(Wrap { trim: true }), box_area);
+}
+
+fn format_seconds(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+fn status_line(app: &App) -> Line<'static> {
+    let view = &app.view;
+    let (state, color) = match view.status {
+        None if app.watched_dir().is_some() => ("waiting for events", Color::Gray),
+        None => ("idle", Color::Gray),
+        Some(status) => (
+            status.label(),
+            match status {
+                RunStatus::Failed => Color::Red,
+                RunStatus::Finished => Color::Green,
+                RunStatus::Stopped | RunStatus::Interrupted => Color::Magenta,
+                RunStatus::Preparing | RunStatus::Running => Color::Yellow,
+            },
+        ),
+    };
+    let mut spans = vec![Span::styled(format!("● {state}"), Style::new().fg(color).bold())];
+    let mut parts = Vec::new();
+    if let Some(info) = &view.info {
+        parts.push(format!("{} {}", info.run_id, info.dataset));
+        let done = view.epochs.len();
+        let current = if view.status == Some(RunStatus::Running) { done + 1 } else { done };
+        parts.push(format!("epoch {}/{}", current.min(info.epochs), info.epochs));
+        parts.push(format!("step {}/{}", view.global_step, info.epochs * info.steps_per_epoch));
+        if view.samples_per_second > 0.0 {
+            parts.push(format!("{:.0} samples/s", view.samples_per_second));
+        }
+        if view.status == Some(RunStatus::Running) {
+            if let Some(eta) = view.eta_seconds() {
+                parts.push(format!("ETA {}", format_seconds(eta)));
+            }
+        }
+        parts.push(info.device.clone());
+    }
+    if !parts.is_empty() {
+        spans.push(Span::raw(format!(" · {}", parts.join(" · "))));
+    }
+    Line::from(spans)
+}
+
+/// The second status line: a failure or the last command's notice, then what the
+/// trainer is doing besides stepping (stage, progress, cache messages).
+fn message_line(app: &App) -> Line<'static> {
+    let view = &app.view;
+    let mut spans = Vec::new();
+    if let Some(failure) = &view.failure {
+        spans.push(Span::styled(
+            format!("Training failed: {failure}"),
+            Style::new().fg(Color::Red).bold(),
+        ));
+    } else if let Some(notice) = &app.notice {
+        spans.push(Span::styled(notice.clone(), Style::new().fg(Color::Yellow)));
+    }
+    let activity = match &view.progress {
+        Some(p) => Some(format!("{} {}/{} ({:.0}/s)", p.stage, p.done, p.total, p.per_second)),
+        None => view.stage.clone(),
+    };
+    if let Some(activity) = activity {
+        if !spans.is_empty() {
+            spans.push(Span::raw(" · "));
+        }
+        spans.push(Span::raw(activity));
+    }
+    Line::from(spans)
+}
+
+fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
+    let [first, second] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(status_line(app)).style(Style::new().bg(Color::Black)),
+        first,
+    );
+    let hints = "?: help · q: quit";
+    let [message_area, hints_area] =
+        Layout::horizontal([Constraint::Min(10), Constraint::Length(hints.chars().count() as u16)])
+            .areas(second);
+    frame.render_widget(Paragraph::new(message_line(app)), message_area);
+    frame.render_widget(Paragraph::new(hints).fg(Color::DarkGray).right_aligned(), hints_area);
+}
+
+fn draw_help(frame: &mut Frame, area: Rect) {
+    let height = (KEYS.len() as u16 + 2).min(area.height);
+    let popup = area.centered(Constraint::Length(area.width.min(90)), Constraint::Length(height));
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(key, what)| {
+            Line::from(vec![
+                Span::styled(format!("{key:>34}  "), Style::new().fg(Color::Cyan)),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title("Keys")), popup);
+}
+
+fn draw_confirm_quit(frame: &mut Frame, area: Rect) {
+    let popup = area.centered(Constraint::Length(52), Constraint::Length(4));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new("A training run is in progress.\nStop it and quit? (y/n)")
+            .centered()
+            .block(Block::bordered().title("Quit").fg(Color::Yellow)),
+        popup,
+    );
+}
