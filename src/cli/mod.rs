@@ -7,6 +7,7 @@ mod train;
 
 pub use eval::evaluate;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -30,7 +31,8 @@ pub enum Command {
     Train {
         #[command(flatten)]
         config: ConfigArgs,
-        /// Plain progress on the terminal instead of the dashboard.
+        /// Plain progress lines instead of the dashboard (implied when stdout is not a
+        /// terminal, and with --resume).
         #[arg(long)]
         headless: bool,
         /// Continue an interrupted run from its last completed epoch.
@@ -84,7 +86,14 @@ pub fn main() -> Result<()> {
                 let runs = config.paths.runs.clone();
                 crate::tui::run_live(config, runs).await
             }
-            Command::Train { config, headless: _, resume } => {
+            Command::Train { config, headless, resume }
+                if !headless && resume.is_none() && std::io::stdout().is_terminal() =>
+            {
+                let config = config.load()?;
+                let runs = config.paths.runs.clone();
+                crate::tui::train_live(config, runs).await
+            }
+            Command::Train { config, resume, .. } => {
                 train::run(resume.map_or_else(
                     || config.load().map(|c| train::Job::Fresh(Box::new(c))),
                     |dir| Ok(train::Job::Resume(dir)),

@@ -172,6 +172,14 @@ impl App {
         self.active = Some(launcher.launch(config));
     }
 
+    /// Starts a run of the base config right away (`memescope train` on a terminal).
+    pub fn start_base_run(&mut self) {
+        if let Mode::Live { base, .. } = &self.mode {
+            let config = (**base).clone();
+            self.start_or_queue(vec![config]);
+        }
+    }
+
     /// Starts `configs` one after another, after the active run if there is one.
     fn start_or_queue(&mut self, configs: Vec<Config>) {
         let count = configs.len();

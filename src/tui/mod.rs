@@ -38,7 +38,16 @@ use terminal::{init_logging, TerminalGuard};
 
 /// `memescope tui`: the dashboard, starting runs from `config` into `runs_dir`
 /// (which overrides `config.paths.runs`). Logs go to `<runs_dir>/memescope.log`.
-pub async fn run_live(mut config: Config, runs_dir: PathBuf) -> Result<()> {
+pub async fn run_live(config: Config, runs_dir: PathBuf) -> Result<()> {
+    open_live(config, runs_dir, false).await
+}
+
+/// `memescope train` on a terminal: the dashboard with a run of `config` already started.
+pub async fn train_live(config: Config, runs_dir: PathBuf) -> Result<()> {
+    open_live(config, runs_dir, true).await
+}
+
+async fn open_live(mut config: Config, runs_dir: PathBuf, start: bool) -> Result<()> {
     config.paths.runs = runs_dir.clone();
     std::fs::create_dir_all(&runs_dir)
         .with_context(|| format!("creating runs directory {}", runs_dir.display()))?;
@@ -50,6 +59,9 @@ pub async fn run_live(mut config: Config, runs_dir: PathBuf) -> Result<()> {
     let mut app = App::live(config, Box::new(TrainerLauncher));
     app.data_has_reasoning = has_reasoning;
     app.scan_runs();
+    if start {
+        app.start_base_run();
+    }
     run_dashboard(app, None).await
 }
 
