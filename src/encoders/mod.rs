@@ -6,12 +6,14 @@
 
 pub mod bert;
 pub mod clip;
+pub mod ops;
 pub mod preprocess;
 pub mod resolve;
 pub mod text;
 pub mod vision;
+mod weights;
 
-pub use resolve::{resolve_model, ModelFiles};
+pub use resolve::{resolve_model, resolve_model_with, HubSettings, ModelFiles};
 pub use text::{TextEncoder, TextEncoderOptions};
 pub use vision::VisionEncoder;
 
