@@ -123,6 +123,12 @@ fn status_line(app: &App) -> Line<'static> {
             }
         }
         parts.push(info.device.clone());
+        if info.text_only_reason.is_some() {
+            // The full reason arrived as a stage message; the bar keeps the fact visible.
+            parts.push("text-only".to_string());
+        } else if info.masked_images > 0 {
+            parts.push(format!("{} images masked", info.masked_images));
+        }
     }
     if !parts.is_empty() {
         spans.push(Span::raw(format!(" · {}", parts.join(" · "))));

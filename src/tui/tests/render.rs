@@ -210,6 +210,7 @@ fn status_bar_shows_progress_and_failures() {
     let status = line_with(&screen, "● running");
     assert!(status.contains("epoch 2/2") && status.contains("step 22/40"), "{status}");
     assert!(status.contains("512 samples/s") && status.contains("ETA 0m10s"), "{status}");
+    assert!(status.contains("text-only"), "the recorded run had no images: {status}");
     assert!(line_with(&screen, "cache: text features: hit").contains("?: help"), "{screen}");
 
     app.apply_event(crate::events::TrainEvent::Failed {
