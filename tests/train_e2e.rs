@@ -182,3 +182,38 @@ fn diverging_loss_fails_clearly_and_keeps_the_last_good_checkpoint() {
     let report: train::Report = train::read_json(&good.run_dir.join("report.json")).unwrap();
     assert_eq!(report.status, "failed");
 }
+
+/// Every tensor of a checkpoint by name, as plain numbers (file byte order is not stable).
+fn weights(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<f32>> {
+    candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+        .unwrap()
+        .into_iter()
+        .map(|(name, t)| (name, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect()
+}
+
+#[test]
+fn same_seed_reproduces_the_run_on_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::axiom(&dir.path().join("data"), 6, 9);
+    let (bert, clip) = common::tiny_encoders(dir.path());
+    let mut config = config(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()));
+    config.train.epochs = 2;
+    config.model.dropout = 0.2;
+    let run = |config: &Config| {
+        let summary = train::run(config.clone(), &mut VecSink::default(), &StopFlag::default());
+        let dir = summary.unwrap().run_dir;
+        let report: train::Report = train::read_json(&dir.join("report.json")).unwrap();
+        (weights(&dir.join("last.safetensors")), report.metrics)
+    };
+    let first = run(&config);
+    let second = run(&config);
+    for (name, values) in &first.0 {
+        let other = &second.0[name];
+        let diff = values.iter().zip(other).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff == 0.0, "{name} differs by up to {diff}");
+    }
+    assert_eq!(first.1, second.1, "two runs with seed {} differ", config.train.seed);
+    config.train.seed += 1;
+    assert!(first.0 != run(&config).0, "another seed gives other weights");
+}

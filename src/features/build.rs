@@ -64,13 +64,13 @@ pub fn featurize(
     };
     let image = match (image_source(config), &resolved) {
         (Err(reason), _) => {
-            emit(stage("text-only", reason.clone()));
+            emit(stage("images", reason.clone()));
             report.text_only_reason = Some(reason);
             None
         }
         (Ok(_), None) => {
             let reason = "text-only: no image folder configured (data.images)".to_string();
-            emit(stage("text-only", reason.clone()));
+            emit(stage("images", reason.clone()));
             report.text_only_reason = Some(reason);
             None
         }
