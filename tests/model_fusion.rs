@@ -155,6 +155,7 @@ impl Samples {
             text: Some(text.unwrap()),
             image: Some(image.unwrap()),
             image_mask: Some(mask.unwrap()),
+            lexical: None,
             targets: targets.unwrap(),
         }
     }
@@ -279,6 +280,7 @@ fn missing_images_cannot_change_their_samples_predictions() {
         image: Some(Tensor::from_vec(other, (16, IMAGE.0, IMAGE.1), &Device::Cpu).unwrap()),
         text: batch.text.clone(),
         image_mask: batch.image_mask.clone(),
+        lexical: None,
         targets: batch.targets.clone(),
     };
     let before: Vec<Vec<f32>> = model.forward(&batch, false).unwrap().logits.to_vec2().unwrap();
