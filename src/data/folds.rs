@@ -168,8 +168,17 @@ mod tests {
     #[test]
     fn single_label_folds_keep_each_class_share_and_balanced_sizes() {
         // 40 of class 0, 13 of class 1, 7 of class 2.
-        let labels: Vec<Vec<usize>> =
-            (0..60).map(|i| vec![if i < 40 { 0 } else if i < 53 { 1 } else { 2 }]).collect();
+        let labels: Vec<Vec<usize>> = (0..60)
+            .map(|i| {
+                vec![if i < 40 {
+                    0
+                } else if i < 53 {
+                    1
+                } else {
+                    2
+                }]
+            })
+            .collect();
         let data = dataset(labels, false);
         let folds = stratified_folds(&data, 5, 3);
         assert_partition(&folds, 60);
@@ -204,7 +213,8 @@ mod tests {
         assert_partition(&folds, 90);
         for fold in &folds {
             assert!((17..=19).contains(&fold.len()), "fold size {}", fold.len());
-            let with = |l: usize| fold.iter().filter(|&&i| data.samples[i].labels.contains(&l)).count();
+            let with =
+                |l: usize| fold.iter().filter(|&&i| data.samples[i].labels.contains(&l)).count();
             assert_eq!(with(6), 2, "10 samples of the rare label, 2 per fold");
             assert!((5..=7).contains(&with(0)), "30 / 5 of label 0: {}", with(0));
         }

@@ -5,16 +5,16 @@
 //! `<sample_id>.<jpg|jpeg|png|webp>`.
 
 mod error;
+mod folds;
 mod images;
 mod labels;
 mod reader;
-mod folds;
 mod split;
 
 pub use error::{DataError, RecordRef};
+pub use folds::{fold_train_indices, stratified_folds};
 pub use images::{resolve_images, ImageReport, ImageStatus};
 pub use labels::{DatasetFormat, LabelSpace, AXIOM_LABELS, RESTORE_LABELS};
-pub use folds::{fold_train_indices, stratified_folds};
 pub use split::stratified_split;
 
 use std::path::PathBuf;

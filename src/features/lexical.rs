@@ -25,7 +25,10 @@ impl LexicalFeatures {
 
     /// The rows at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Self {
-        Self { buckets: self.buckets, rows: indices.iter().map(|&i| self.rows[i].clone()).collect() }
+        Self {
+            buckets: self.buckets,
+            rows: indices.iter().map(|&i| self.rows[i].clone()).collect(),
+        }
     }
 
     /// The rows at `indices` as a dense `(indices, buckets)` f32 tensor.
@@ -74,7 +77,9 @@ pub fn hashed_ngrams(text: &str, buckets: usize) -> Vec<(u32, f32)> {
 /// 64-bit FNV-1a: stable across runs and platforms (unlike std's randomised hasher), so
 /// the cached features and a trained model's weights keep meaning the same n-grams.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -113,7 +118,10 @@ mod tests {
         assert_eq!(dense[1], vec![0.0; 8], "an empty text has no n-grams");
         let nonzero = |row: &Vec<f32>| row.iter().filter(|v| **v != 0.0).count();
         assert_eq!((nonzero(&dense[0]), nonzero(&dense[2])), (1, 1));
-        assert_eq!(features.select(&[2, 0]).rows, vec![features.rows[2].clone(), features.rows[0].clone()]);
+        assert_eq!(
+            features.select(&[2, 0]).rows,
+            vec![features.rows[2].clone(), features.rows[0].clone()]
+        );
         Ok(())
     }
 }

@@ -74,7 +74,10 @@ pub fn cross_validate(
     let device = select_device(&config.train.device)?;
     let loaded = load_train(&config, &device, &mut |event| emit(0, &event))?;
     if k < 2 || k > loaded.dataset.len() {
-        bail!("--folds must be between 2 and the {} training samples, got {k}", loaded.dataset.len());
+        bail!(
+            "--folds must be between 2 and the {} training samples, got {k}",
+            loaded.dataset.len()
+        );
     }
     let folds = stratified_folds(&loaded.dataset, k, seed);
     let dir = RunDir::create(&config.paths.runs, &config.ablation)?;
