@@ -117,6 +117,9 @@ pub struct ModelConfig {
     /// Weight of the MoE load-balancing term (0 disables it).
     #[serde(default = "defaults::load_balance_weight")]
     pub load_balance_weight: f32,
+    /// Hash buckets of the lexical expert's word 1–2-gram features (`ablation.lexical`).
+    #[serde(default = "defaults::lexical_buckets")]
+    pub lexical_buckets: usize,
     /// Transformer blocks in the classifier before the MLP head.
     #[serde(default = "defaults::classifier_layers")]
     pub classifier_layers: usize,
@@ -139,6 +142,10 @@ pub struct Ablation {
     /// Append the figurative reasoning to the OCR text when the records have it.
     #[serde(default = "defaults::off")]
     pub figurative: bool,
+    /// The lexical expert: a linear model over hashed word 1–2-grams whose logits are added
+    /// to the fusion classifier's (opt-in, like `figurative`).
+    #[serde(default = "defaults::off")]
+    pub lexical: bool,
     #[serde(default = "defaults::on")]
     pub cross_attention: bool,
     #[serde(default = "defaults::on")]
@@ -160,10 +167,11 @@ impl Default for Ablation {
 }
 
 /// The names of the ablation switches, in display order, with their getters/setters.
-pub const ABLATION_SWITCHES: [&str; 9] = [
+pub const ABLATION_SWITCHES: [&str; 10] = [
     "image",
     "ocr",
     "figurative",
+    "lexical",
     "cross_attention",
     "moe",
     "contrastive",
@@ -172,12 +180,16 @@ pub const ABLATION_SWITCHES: [&str; 9] = [
     "contrastive_image_fused",
 ];
 
+/// Switches that add a module when on (off by default), labelled `+name` rather than `-name`.
+const OPT_IN: [&str; 2] = ["figurative", "lexical"];
+
 impl Ablation {
     pub fn get(&self, name: &str) -> Option<bool> {
         Some(match name {
             "image" => self.image,
             "ocr" => self.ocr,
             "figurative" => self.figurative,
+            "lexical" => self.lexical,
             "cross_attention" => self.cross_attention,
             "moe" => self.moe,
             "contrastive" => self.contrastive,
@@ -193,6 +205,7 @@ impl Ablation {
             "image" => &mut self.image,
             "ocr" => &mut self.ocr,
             "figurative" => &mut self.figurative,
+            "lexical" => &mut self.lexical,
             "cross_attention" => &mut self.cross_attention,
             "moe" => &mut self.moe,
             "contrastive" => &mut self.contrastive,
@@ -211,12 +224,14 @@ impl Ablation {
     pub fn short_label(&self) -> String {
         let off: Vec<String> = ABLATION_SWITCHES
             .iter()
-            .filter(|name| !self.get(name).unwrap_or(true) && **name != "figurative")
+            .filter(|name| !self.get(name).unwrap_or(true) && !OPT_IN.contains(*name))
             .map(|name| format!("-{name}"))
             .collect();
         let mut label = off.join(" ");
-        if self.figurative {
-            label = format!("+figurative {label}").trim().to_string();
+        for name in OPT_IN.iter().rev() {
+            if self.get(name) == Some(true) {
+                label = format!("+{name} {label}").trim().to_string();
+            }
         }
         if label.is_empty() {
             "all on".to_string()
@@ -335,6 +350,9 @@ mod defaults {
     pub fn load_balance_weight() -> f32 {
         0.01
     }
+    pub fn lexical_buckets() -> usize {
+        1 << 14
+    }
     pub fn classifier_layers() -> usize {
         1
     }
@@ -441,6 +459,9 @@ impl Config {
         }
         if self.model.experts == 0 || self.train.batch_size == 0 || self.text_encoder.layers == 0 {
             bail!("model.experts, train.batch_size and text_encoder.layers must be at least 1");
+        }
+        if self.ablation.lexical && self.model.lexical_buckets == 0 {
+            bail!("model.lexical_buckets must be at least 1 when ablation.lexical is on");
         }
         if !(0.0..=1.0).contains(&self.model.contrastive_weight) {
             bail!("model.contrastive_weight must be in [0, 1]");

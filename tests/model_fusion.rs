@@ -155,6 +155,7 @@ impl Samples {
             text: Some(text.unwrap()),
             image: Some(image.unwrap()),
             image_mask: Some(mask.unwrap()),
+            lexical: None,
             targets: targets.unwrap(),
         }
     }
@@ -279,6 +280,7 @@ fn missing_images_cannot_change_their_samples_predictions() {
         image: Some(Tensor::from_vec(other, (16, IMAGE.0, IMAGE.1), &Device::Cpu).unwrap()),
         text: batch.text.clone(),
         image_mask: batch.image_mask.clone(),
+        lexical: None,
         targets: batch.targets.clone(),
     };
     let before: Vec<Vec<f32>> = model.forward(&batch, false).unwrap().logits.to_vec2().unwrap();
@@ -483,4 +485,30 @@ fn learns_a_multi_label_synthetic_task() {
     }
     let f1 = 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64;
     assert!(f1 >= 0.9, "held-out micro-F1 {f1:.3}");
+}
+
+/// The lexical expert's weights start at zero but must still learn (a zero weight gets the
+/// gradient `xᵀ · dlogits`), and a model with the expert refuses batches without its features.
+#[test]
+fn the_lexical_expert_learns_and_needs_its_features() {
+    let config = ModelConfig { lexical_buckets: 16, ..tiny_config() };
+    let ablation = Ablation { lexical: true, ..Ablation::default() };
+    for multi_label in [false, true] {
+        let labels = if multi_label { 7 } else { 6 };
+        let (varmap, model) =
+            build_with(&config, &ablation, both_streams(), labels, multi_label, 5);
+        let mut batch =
+            Synthetic::new(labels, 1).samples(24, multi_label, 2).batch(0..24, labels, multi_label);
+        let texts: Vec<String> =
+            (0..24).map(|i| format!("worry {} doom {}", i % 5, i % 3)).collect();
+        let lexical = memescope::features::LexicalFeatures::of_texts(&texts, 16);
+        let rows: Vec<usize> = (0..24).collect();
+        batch.lexical = Some(lexical.dense(&rows, &Device::Cpu).unwrap());
+        let missing = variables_without_gradient(&varmap, &model, &batch);
+        assert!(missing.is_empty(), "no gradient: {missing:?}");
+        assert!(varmap.data().lock().unwrap().contains_key("lexical.weight"));
+        batch.lexical = None;
+        let err = model.forward(&batch, false).err().expect("lexical features are required");
+        assert!(err.to_string().contains("lexical"), "{err}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The command line: each subcommand is a thin layer over the library.
 
 mod cache;
+mod cv;
 mod eval;
 mod progress;
 mod train;
@@ -50,6 +51,17 @@ pub enum Command {
     },
     /// Encode a config's datasets into the feature cache (reports throughput and hits).
     Cache(ConfigArgs),
+    /// Stratified k-fold cross-validation on the training file; prints mean ± std of the
+    /// folds' macro- and weighted-F1 and writes `cv.json` under `<runs>/cv-*`.
+    Cv {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// Seed of the fold assignment (default: data.split_seed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Follow a run's events live (or replay a finished run) in the dashboard.
     Watch {
         #[arg(value_name = "RUN_DIR")]
@@ -102,6 +114,7 @@ pub fn main() -> Result<()> {
             }
             Command::Eval { run, data, images } => eval::run(&run, &data, images.as_deref()),
             Command::Cache(args) => cache::run(&args.load()?),
+            Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed),
             Command::Watch { run } => crate::tui::run_watch(run).await,
         }
     })

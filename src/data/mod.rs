@@ -5,12 +5,14 @@
 //! `<sample_id>.<jpg|jpeg|png|webp>`.
 
 mod error;
+mod folds;
 mod images;
 mod labels;
 mod reader;
 mod split;
 
 pub use error::{DataError, RecordRef};
+pub use folds::{fold_train_indices, stratified_folds};
 pub use images::{resolve_images, ImageReport, ImageStatus};
 pub use labels::{DatasetFormat, LabelSpace, AXIOM_LABELS, RESTORE_LABELS};
 pub use split::stratified_split;

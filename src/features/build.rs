@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
-use super::Features;
+use super::{Features, LexicalFeatures};
 use crate::cache::{hash_file, CacheKey, CacheStatus, FeatureCache};
 use crate::config::Config;
 use crate::data::{resolve_images, Dataset, ImageStatus};
@@ -49,6 +49,16 @@ pub fn featurize(
     } else {
         None
     };
+
+    // Cheap to compute (no encoder), so it is not cached.
+    let lexical = config.ablation.lexical.then(|| {
+        let texts: Vec<String> = dataset
+            .samples
+            .iter()
+            .map(|s| s.model_text(config.ablation.ocr, config.ablation.figurative))
+            .collect();
+        LexicalFeatures::of_texts(&texts, config.model.lexical_buckets)
+    });
 
     let resolved = images_dir.map(|dir| resolve_images(dir, &dataset.samples));
     let image_paths: Vec<Option<PathBuf>> = match &resolved {
@@ -96,7 +106,7 @@ pub fn featurize(
             report.text_only_reason.as_deref().unwrap_or("no images")
         );
     }
-    Ok((Features { text, image, images: image_paths }, report))
+    Ok((Features { text, image, lexical, images: image_paths }, report))
 }
 
 fn stage(name: &str, detail: String) -> TrainEvent {

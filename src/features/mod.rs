@@ -4,8 +4,10 @@
 //! Encoders are loaded only on a cache miss, so a warm run never pays for them.
 
 mod build;
+mod lexical;
 
 pub use build::{featurize, FeatureReport};
+pub use lexical::{hashed_ngrams, LexicalFeatures};
 
 use std::path::PathBuf;
 
@@ -21,6 +23,8 @@ pub struct Features {
     pub text: Option<Tensor>,
     /// `(samples, image_layers, image_dim)`; `None` when the run is text-only.
     pub image: Option<Tensor>,
+    /// Hashed word n-grams of the model text, when the lexical expert is on.
+    pub lexical: Option<LexicalFeatures>,
     /// Per sample: its image file when one was found and decodes (masked otherwise).
     /// Kept even for text-only runs, so the error browser can show the meme.
     pub images: Vec<Option<PathBuf>>,
@@ -69,6 +73,7 @@ impl Features {
         Ok(Features {
             text: pick(&self.text)?,
             image: pick(&self.image)?,
+            lexical: self.lexical.as_ref().map(|l| l.select(indices)),
             images: indices.iter().map(|&i| self.images[i].clone()).collect(),
         })
     }

@@ -12,6 +12,7 @@ mod classifier;
 mod contrastive;
 mod fusion;
 pub mod layers;
+mod lexical;
 pub mod loss;
 mod moe;
 mod projection;
@@ -27,6 +28,7 @@ pub use contrastive::ContrastivePair;
 use contrastive::{info_nce, rows_with_image};
 use fusion::Fusion;
 use layers::{as_mask, dropout_rng, mean_over_layers, Dropout, FeedForward};
+use lexical::LexicalExpert;
 use moe::{load_balance_loss, MixtureOfExperts};
 use projection::LayerProjection;
 pub use seeded_init::SeededVarMap;
@@ -48,6 +50,8 @@ pub struct Batch {
     pub image: Option<Tensor>,
     /// `(batch,)` f32: 1 where the sample has an image, 0 where it is masked.
     pub image_mask: Option<Tensor>,
+    /// `(batch, buckets)` hashed word n-gram features; needed when the lexical expert is on.
+    pub lexical: Option<Tensor>,
     /// Single-label: `(batch,)` u32 class ids. Multi-label: `(batch, labels)` f32 0/1.
     pub targets: Tensor,
 }
@@ -80,6 +84,8 @@ pub struct FusionModel {
     fusion: Option<Fusion>,
     mixer: Mixer,
     classifier: Classifier,
+    /// `ablation.lexical`: logits from the hashed n-grams, added to the classifier's.
+    lexical: Option<LexicalExpert>,
     objective: Objective,
     dims: FeatureDims,
     num_labels: usize,
@@ -168,6 +174,10 @@ impl FusionModel {
             dropout,
             vb.pp("classifier"),
         )?;
+        let lexical = ablation
+            .lexical
+            .then(|| LexicalExpert::new(config.lexical_buckets, num_labels, vb.pp("lexical")))
+            .transpose()?;
         let contrastive_pairs = ContrastivePair::ALL
             .into_iter()
             .filter(|pair| ablation.contrastive && pair_enabled(ablation, *pair))
@@ -195,6 +205,7 @@ impl FusionModel {
             fusion,
             mixer,
             classifier,
+            lexical,
             objective,
             dims,
             num_labels,
@@ -253,6 +264,14 @@ impl FusionModel {
             },
             train,
         )?;
+        let logits = match (&self.lexical, &batch.lexical) {
+            (None, _) => logits,
+            (Some(expert), Some(features)) => (logits + expert.forward(features)?)?,
+            (Some(_), None) => candle_core::bail!(
+                "the model has a lexical expert (ablation.lexical) but the batch has no lexical \
+                 features"
+            ),
+        };
         Ok(ModelOutput { logits, text_embedding, image_embedding, fused_embedding: fused, gates })
     }
 

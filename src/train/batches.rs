@@ -62,6 +62,7 @@ pub fn batch(
     Ok(Batch {
         text: rows.text.map(|t| t.to_device(device)).transpose()?,
         image: rows.image.map(|t| t.to_device(device)).transpose()?,
+        lexical: features.lexical.as_ref().map(|l| l.dense(indices, device)).transpose()?,
         image_mask,
         targets: targets.tensor(indices, device)?,
     })

@@ -2,6 +2,7 @@
 //! through [`TrainEvent`]s: it never touches the terminal.
 
 mod batches;
+mod cv;
 mod device;
 mod evaluate;
 mod prepare;
@@ -11,9 +12,10 @@ mod schedule;
 mod trainer;
 
 pub use batches::Targets;
+pub use cv::{cross_validate, CvSummary, FoldResult};
 pub use device::{describe as describe_device, select_device};
 pub use evaluate::{decide, predict, score, Predictions};
-pub use prepare::{prepare, prepare_eval, Prepared, Split};
+pub use prepare::{load_train, prepare, prepare_eval, Loaded, Prepared, Split};
 pub use report::{Report, TrainState};
 pub use run_dir::{read_json, write_json, RunDir};
 pub use trainer::{build_model, Trainer};
@@ -134,6 +136,20 @@ fn train(
 ) -> Result<RunSummary> {
     let device = select_device(&config.train.device)?;
     let prepared = prepare(config, &device, emit)?;
+    train_on(config, run, state, &prepared, &device, emit, stop)
+}
+
+/// Trains on already prepared features (a fresh run, a resumed one, or a CV fold).
+pub(crate) fn train_on(
+    config: &Config,
+    run: &RunDir,
+    state: TrainState,
+    prepared: &Prepared,
+    device: &candle_core::Device,
+    emit: &mut dyn FnMut(TrainEvent),
+    stop: &StopFlag,
+) -> Result<RunSummary> {
+    let device = device.clone();
     let space = &prepared.train.dataset.space;
     let (model, mut varmap) =
         build_model(config, &prepared.train.features, space.len(), space.multi_label, &device)?;
@@ -162,5 +178,5 @@ fn train(
         parameters,
     }));
     let mut trainer = Trainer { config, run, device: &device, stop, emit };
-    trainer.train(&prepared, &model, &varmap, state)
+    trainer.train(prepared, &model, &varmap, state)
 }

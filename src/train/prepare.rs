@@ -28,28 +28,24 @@ pub fn prepare(
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<Prepared> {
     let data = &config.data;
-    let full = Dataset::load(&data.train, data.format)?;
-    emit(TrainEvent::Stage {
-        name: "data".into(),
-        detail: format!("{} samples from {}", full.len(), data.train.display()),
-    });
-    let images_dir = data.images.as_deref();
-    let (features, report) = featurize(config, &full, images_dir, device, emit)?;
-    let (train, validation) = match &data.validation {
+    let full = load_train(config, device, emit)?;
+    match &data.validation {
         Some(path) => {
+            let images_dir = data.images.as_deref();
             let validation = Dataset::load(path, data.format)?;
             let (val_features, val_report) =
                 featurize(config, &validation, images_dir, device, emit)?;
             let report = FeatureReport {
-                masked_images: report.masked_images + val_report.masked_images,
-                ..report.clone()
+                masked_images: full.report.masked_images + val_report.masked_images,
+                ..full.report.clone()
             };
-            let train = Split { dataset: full, features };
+            let train = Split { dataset: full.dataset, features: full.features };
             let validation = Split { dataset: validation, features: val_features };
-            return Ok(Prepared { train, validation, report });
+            Ok(Prepared { train, validation, report })
         }
         None => {
-            let (train_idx, val_idx) = stratified_split(&full, data.val_fraction, data.split_seed);
+            let (train_idx, val_idx) =
+                stratified_split(&full.dataset, data.val_fraction, data.split_seed);
             emit(TrainEvent::Stage {
                 name: "split".into(),
                 detail: format!(
@@ -59,13 +55,47 @@ pub fn prepare(
                     val_idx.len()
                 ),
             });
-            let side = |idx: &[usize]| -> Result<Split> {
-                Ok(Split { dataset: full.subset(idx), features: features.select(idx)? })
-            };
-            (side(&train_idx)?, side(&val_idx)?)
+            full.split(&train_idx, &val_idx)
         }
-    };
-    Ok(Prepared { train, validation, report })
+    }
+}
+
+/// The configured training file with its features, before any split.
+pub struct Loaded {
+    pub dataset: Dataset,
+    pub features: Features,
+    pub report: FeatureReport,
+}
+
+impl Loaded {
+    /// A train/validation split of this file by explicit sample indices (cross-validation
+    /// folds, or the seeded stratified split).
+    pub fn split(&self, train_idx: &[usize], val_idx: &[usize]) -> Result<Prepared> {
+        let side = |idx: &[usize]| -> Result<Split> {
+            Ok(Split { dataset: self.dataset.subset(idx), features: self.features.select(idx)? })
+        };
+        Ok(Prepared {
+            train: side(train_idx)?,
+            validation: side(val_idx)?,
+            report: self.report.clone(),
+        })
+    }
+}
+
+/// Loads `data.train` and computes (or fetches from the cache) its features.
+pub fn load_train(
+    config: &Config,
+    device: &Device,
+    emit: &mut dyn FnMut(TrainEvent),
+) -> Result<Loaded> {
+    let data = &config.data;
+    let dataset = Dataset::load(&data.train, data.format)?;
+    emit(TrainEvent::Stage {
+        name: "data".into(),
+        detail: format!("{} samples from {}", dataset.len(), data.train.display()),
+    });
+    let (features, report) = featurize(config, &dataset, data.images.as_deref(), device, emit)?;
+    Ok(Loaded { dataset, features, report })
 }
 
 /// Loads a labelled file for evaluation with a run's configuration.

@@ -54,6 +54,14 @@ impl RunDir {
         unreachable!("the loop only ends by returning")
     }
 
+    /// Creates the run directory `path` itself (its parent must exist); fails if it exists.
+    pub fn open_new(path: &Path) -> Result<Self> {
+        std::fs::create_dir(path)
+            .with_context(|| format!("creating run dir {}", path.display()))?;
+        let id = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Self { id, path: path.to_path_buf() })
+    }
+
     pub fn open(path: &Path) -> Result<Self> {
         let config = path.join("config.toml");
         if !config.is_file() {

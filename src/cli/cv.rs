@@ -1,0 +1,52 @@
+//! `memescope cv`: stratified k-fold cross-validation of a config on its training file.
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::events::TrainEvent;
+use crate::train::{cross_validate, StopFlag};
+
+pub fn run(config: Config, folds: usize, seed: Option<u64>) -> Result<()> {
+    let seed = seed.unwrap_or(config.data.split_seed);
+    let mut show = |fold: usize, event: &TrainEvent| match event {
+        TrainEvent::Stage { name, detail } => eprintln!("[fold {fold}] {name}: {detail}"),
+        TrainEvent::Epoch(record) => eprintln!(
+            "[fold {fold}] epoch {}: val macro-F1 {:.4}, weighted-F1 {:.4}{} ({:.1}s)",
+            record.epoch,
+            record.metrics.macro_f1,
+            record.metrics.weighted_f1,
+            if record.is_best { " *best*" } else { "" },
+            record.seconds
+        ),
+        TrainEvent::Finished(summary) => eprintln!(
+            "[fold {fold}] done: best epoch {}, macro-F1 {:.4}, weighted-F1 {:.4} ({:.0}s)",
+            summary.best_epoch, summary.macro_f1, summary.weighted_f1, summary.seconds
+        ),
+        _ => {}
+    };
+    let summary = cross_validate(config, folds, seed, &mut show, &StopFlag::default())?;
+    println!("fold  train  val  best-epoch  macro-F1  weighted-F1  seconds");
+    for fold in &summary.folds {
+        println!(
+            "{:>4}  {:>5}  {:>3}  {:>10}  {:>8.4}  {:>11.4}  {:>7.0}",
+            fold.fold,
+            fold.train_samples,
+            fold.val_samples,
+            fold.best_epoch,
+            fold.macro_f1,
+            fold.weighted_f1,
+            fold.seconds
+        );
+    }
+    println!(
+        "macro-F1 {:.4} ± {:.4}   weighted-F1 {:.4} ± {:.4}   ({} folds, seed {seed}, {:.0}s)",
+        summary.macro_f1_mean,
+        summary.macro_f1_std,
+        summary.weighted_f1_mean,
+        summary.weighted_f1_std,
+        summary.folds.len(),
+        summary.seconds
+    );
+    println!("{}", summary.dir.join("cv.json").display());
+    Ok(())
+}

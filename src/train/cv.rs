@@ -1,0 +1,154 @@
+//! Stratified k-fold cross-validation on the training file: an honest estimate (mean ± std
+//! over folds) instead of one possibly lucky validation split.
+//!
+//! Features are computed (or fetched from the cache) once; each fold trains a fresh model
+//! with the run's own trainer, in its own run directory `<runs>/cv-<stamp>/fold-<i>`, and
+//! is scored on its held-out part at its best epoch. A configured validation file is not
+//! used: every fold's validation part comes from `data.train`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::prepare::load_train;
+use super::report::TrainState;
+use super::run_dir::{write_json, RunDir};
+use super::{select_device, train_on, StopFlag};
+use crate::config::Config;
+use crate::data::{fold_train_indices, stratified_folds};
+use crate::events::{EventSink, JsonlSink, TrainEvent};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldResult {
+    /// 1-based.
+    pub fold: usize,
+    pub train_samples: usize,
+    pub val_samples: usize,
+    pub best_epoch: usize,
+    pub macro_f1: f64,
+    pub weighted_f1: f64,
+    pub seconds: f64,
+    pub run_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CvSummary {
+    pub dir: PathBuf,
+    pub folds: Vec<FoldResult>,
+    pub macro_f1_mean: f64,
+    /// Sample standard deviation over folds.
+    pub macro_f1_std: f64,
+    pub weighted_f1_mean: f64,
+    pub weighted_f1_std: f64,
+    /// Wall time of the whole cross-validation, feature loading included.
+    pub seconds: f64,
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// Runs `k`-fold cross-validation with folds drawn from `seed`. `emit` receives every
+/// event of every fold with its 1-based fold number; `cv.json` lands in the CV directory.
+pub fn cross_validate(
+    config: Config,
+    k: usize,
+    seed: u64,
+    emit: &mut dyn FnMut(usize, &TrainEvent),
+    stop: &StopFlag,
+) -> Result<CvSummary> {
+    let started = Instant::now();
+    let config = config.absolutized()?;
+    let device = select_device(&config.train.device)?;
+    let loaded = load_train(&config, &device, &mut |event| emit(0, &event))?;
+    if k < 2 || k > loaded.dataset.len() {
+        bail!(
+            "--folds must be between 2 and the {} training samples, got {k}",
+            loaded.dataset.len()
+        );
+    }
+    let folds = stratified_folds(&loaded.dataset, k, seed);
+    let dir = RunDir::create(&config.paths.runs, &config.ablation)?;
+    let cv_dir = dir.path.with_file_name(format!("cv-{}", dir.id));
+    std::fs::rename(&dir.path, &cv_dir)
+        .with_context(|| format!("creating {}", cv_dir.display()))?;
+
+    let mut results = Vec::with_capacity(k);
+    for (index, val_idx) in folds.iter().enumerate() {
+        let fold = index + 1;
+        let fold_started = Instant::now();
+        let run = RunDir::open_new(&cv_dir.join(format!("fold-{fold}")))?;
+        std::fs::write(run.config(), config.to_toml_string())
+            .with_context(|| format!("writing {}", run.config().display()))?;
+        let prepared = loaded.split(&fold_train_indices(&folds, index), val_idx)?;
+        let mut log = JsonlSink::append(&run.events())?;
+        let mut log_error = None;
+        let mut forward = |event: TrainEvent| {
+            if let Err(e) = log.emit(&event) {
+                log_error.get_or_insert(e);
+            }
+            emit(fold, &event);
+        };
+        let summary =
+            train_on(&config, &run, TrainState::default(), &prepared, &device, &mut forward, stop)
+                .with_context(|| format!("fold {fold} of {k}"))?;
+        forward(TrainEvent::Finished(summary.clone()));
+        if let Some(e) = log_error {
+            return Err(e.context(format!("writing {}", run.events().display())));
+        }
+        if stop.is_requested() {
+            bail!("cross-validation stopped during fold {fold}");
+        }
+        results.push(FoldResult {
+            fold,
+            train_samples: prepared.train.dataset.len(),
+            val_samples: prepared.validation.dataset.len(),
+            best_epoch: summary.best_epoch,
+            macro_f1: summary.macro_f1,
+            weighted_f1: summary.weighted_f1,
+            seconds: fold_started.elapsed().as_secs_f64(),
+            run_dir: run.path.clone(),
+        });
+    }
+    let (macro_f1_mean, macro_f1_std) =
+        mean_std(&results.iter().map(|r| r.macro_f1).collect::<Vec<_>>());
+    let (weighted_f1_mean, weighted_f1_std) =
+        mean_std(&results.iter().map(|r| r.weighted_f1).collect::<Vec<_>>());
+    let summary = CvSummary {
+        dir: cv_dir.clone(),
+        folds: results,
+        macro_f1_mean,
+        macro_f1_std,
+        weighted_f1_mean,
+        weighted_f1_std,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    write_json(&cv_dir.join("cv.json"), &summary)?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_std;
+
+    #[test]
+    fn mean_and_sample_std() {
+        let (mean, std) = mean_std(&[0.5, 0.7, 0.6]);
+        assert!((mean - 0.6).abs() < 1e-12);
+        assert!((std - 0.1).abs() < 1e-12, "sample std (n - 1): {std}");
+        assert_eq!(mean_std(&[0.4]), (0.4, 0.0));
+        assert_eq!(mean_std(&[]), (0.0, 0.0));
+    }
+}
