@@ -171,13 +171,13 @@ pub const ABLATION_SWITCHES: [&str; 10] = [
     "image",
     "ocr",
     "figurative",
-    "lexical",
     "cross_attention",
     "moe",
     "contrastive",
     "contrastive_text_image",
     "contrastive_text_fused",
     "contrastive_image_fused",
+    "lexical",
 ];
 
 /// Switches that add a module when on (off by default), labelled `+name` rather than `-name`.

@@ -54,7 +54,7 @@ fn toggled_switch_is_used_by_the_next_launch() {
 fn enter_on_start_row_launches_and_events_reach_the_panes() {
     let (mut app, launches) = live_app(false);
     app.pane = Pane::Ablations;
-    for _ in 0..9 {
+    for _ in 0..crate::config::ABLATION_SWITCHES.len() {
         press(&mut app, KeyCode::Char('j'));
     }
     press(&mut app, KeyCode::Enter);
