@@ -63,7 +63,8 @@ pub enum Pooling {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TextEncoderConfig {
-    /// A local folder (`config.json`, `tokenizer.json`, weights) or a Hugging Face hub id.
+    /// A local folder (`config.json`, `tokenizer.json` or `vocab.json` + `merges.txt` or
+    /// `vocab.txt`, weights) or a Hugging Face hub id.
     pub model: String,
     #[serde(default = "defaults::max_length")]
     pub max_length: usize,

@@ -4,11 +4,12 @@
 //! (`config.json`, `model.safetensors`, `tokenizer.json`), so tests load them through the
 //! same [`crate::encoders::resolve_model`] path as real checkpoints. Weights come from a
 //! fixed seed: the same fixture gives the same files, hence the same fingerprint.
+//! [`write_slow_tokenizer`] writes a tokenizer in the older layout without `tokenizer.json`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
@@ -20,7 +21,7 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::{AddedToken, Model, ModelWrapper, Tokenizer};
 
 use crate::encoders::bert::{BertConfig, BertModel};
 use crate::encoders::clip::{ClipVisionConfig, ClipVisionModel};
@@ -35,7 +36,7 @@ pub const TINY_IMAGE_SIZE: usize = 32;
 /// A BERT checkpoint (WordPiece, uncased) with tensors at the root, like all-MiniLM-L6-v2.
 pub fn write_tiny_bert(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tokenizer = bert_tokenizer()?;
+    let tokenizer = tiny_bert_tokenizer()?;
     let config = json!({
         "architectures": ["BertModel"], "model_type": "bert",
         "vocab_size": tokenizer.get_vocab_size(true), "hidden_size": TINY_HIDDEN,
@@ -51,7 +52,7 @@ pub fn write_tiny_bert(dir: &Path) -> Result<()> {
 /// mental/mental-roberta-base: padding id 1, positions from 2, one token type.
 pub fn write_tiny_roberta(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tokenizer = roberta_tokenizer()?;
+    let tokenizer = tiny_roberta_tokenizer()?;
     let config = json!({
         "architectures": ["RobertaModel"], "model_type": "roberta",
         "vocab_size": tokenizer.get_vocab_size(true), "hidden_size": TINY_HIDDEN,
@@ -173,7 +174,51 @@ const WORDS: &[&str] = &[
     "##y",
 ];
 
-fn bert_tokenizer() -> Result<Tokenizer> {
+/// Writes `tokenizer` the way checkpoints without `tokenizer.json` ship it: `vocab.json` +
+/// `merges.txt` (byte-level BPE) or `vocab.txt` (WordPiece), with the special tokens of its
+/// family (RoBERTa or BERT) in `special_tokens_map.json`, and for WordPiece a
+/// `tokenizer_config.json` that says it lowercases.
+pub fn write_slow_tokenizer(tokenizer: &Tokenizer, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let model = tokenizer.get_model();
+    model
+        .save(dir, None)
+        .map_err(|e| anyhow!("writing the vocabulary to {}: {e}", dir.display()))?;
+    // Only the tokens the vocabulary has: the tiny RoBERTa has no <mask>.
+    let roles: &[(&str, &str)] = match model {
+        ModelWrapper::BPE(_) => &[
+            ("bos_token", "<s>"),
+            ("eos_token", "</s>"),
+            ("unk_token", "<unk>"),
+            ("sep_token", "</s>"),
+            ("pad_token", "<pad>"),
+            ("cls_token", "<s>"),
+            ("mask_token", "<mask>"),
+        ],
+        ModelWrapper::WordPiece(_) => {
+            let config = json!({"do_lower_case": true, "tokenizer_class": "BertTokenizer"});
+            std::fs::write(dir.join("tokenizer_config.json"), config.to_string())?;
+            &[
+                ("unk_token", "[UNK]"),
+                ("sep_token", "[SEP]"),
+                ("pad_token", "[PAD]"),
+                ("cls_token", "[CLS]"),
+                ("mask_token", "[MASK]"),
+            ]
+        }
+        _ => bail!("write_slow_tokenizer handles BPE and WordPiece tokenizers only"),
+    };
+    let map: serde_json::Map<String, serde_json::Value> = roles
+        .iter()
+        .filter(|(_, token)| model.token_to_id(token).is_some())
+        .map(|(role, token)| (role.to_string(), json!(token)))
+        .collect();
+    std::fs::write(dir.join("special_tokens_map.json"), serde_json::to_string_pretty(&map)?)?;
+    Ok(())
+}
+
+/// The tiny BERT's tokenizer: lowercasing WordPiece over letters, digits and meme words.
+pub fn tiny_bert_tokenizer() -> Result<Tokenizer> {
     let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
     let mut tokens: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
     let mut seen: BTreeSet<String> = tokens.iter().cloned().collect();
@@ -206,7 +251,8 @@ fn bert_tokenizer() -> Result<Tokenizer> {
     Ok(tokenizer)
 }
 
-fn roberta_tokenizer() -> Result<Tokenizer> {
+/// The tiny RoBERTa's tokenizer: byte-level BPE over all bytes with a few merges.
+pub fn tiny_roberta_tokenizer() -> Result<Tokenizer> {
     let specials = ["<s>", "<pad>", "</s>", "<unk>"];
     let mut tokens: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
     // Every byte has a symbol, so any text is encodable; the merges give a few whole words
@@ -257,13 +303,13 @@ mod tests {
 
     #[test]
     fn tiny_tokenizers_add_the_special_tokens_of_their_family() -> Result<()> {
-        let bert = bert_tokenizer()?;
+        let bert = tiny_bert_tokenizer()?;
         let encoding = bert.encode("I feel anxious", true).map_err(|e| anyhow!("{e}"))?;
         assert_eq!(encoding.get_tokens(), &["[CLS]", "i", "feel", "anxious", "[SEP]"]);
         let unknown = bert.encode("Ü€", true).map_err(|e| anyhow!("{e}"))?;
         assert!(unknown.get_tokens().contains(&"[UNK]".to_string()), "{unknown:?}");
 
-        let roberta = roberta_tokenizer()?;
+        let roberta = tiny_roberta_tokenizer()?;
         let encoding = roberta.encode("the cat and me", true).map_err(|e| anyhow!("{e}"))?;
         let ids = encoding.get_ids();
         assert_eq!((ids[0], ids[ids.len() - 1]), (0, 2), "<s> ... </s>");

@@ -9,7 +9,10 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use memescope::config::Pooling;
-use memescope::encoders::{resolve_model, ModelFiles, TextEncoder, TextEncoderOptions};
+use memescope::encoders::tokenizer::SettingsFiles;
+use memescope::encoders::{
+    resolve_model, ModelFiles, TextEncoder, TextEncoderOptions, TokenizerFiles,
+};
 
 fn minilm() -> Option<ModelFiles> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
@@ -37,8 +40,7 @@ impl CandleReference {
         let vb =
             unsafe { VarBuilder::from_mmaped_safetensors(&weights, DType::F32, &Device::Cpu)? };
         let model = candle_transformers::models::bert::BertModel::load(vb, &config)?;
-        let mut tokenizer =
-            tokenizers::Tokenizer::from_file(files.tokenizer.as_ref().unwrap()).unwrap();
+        let mut tokenizer = files.tokenizer.as_ref().unwrap().load(&files.spec)?;
         tokenizer.with_padding(Some(tokenizers::PaddingParams::default()));
         tokenizer
             .with_truncation(Some(tokenizers::TruncationParams {
@@ -87,6 +89,58 @@ fn minilm_matches_candle_transformers_on_a_mixed_length_batch() -> Result<()> {
     assert_eq!(ours.dims(), &[5, 384]);
     let diff = (ours - theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
     assert!(diff < 1e-4, "max abs difference {diff}");
+    Ok(())
+}
+
+/// MiniLM ships both tokenizer forms, so the WordPiece tokenizer we build from `vocab.txt`
+/// (for checkpoints without `tokenizer.json`) is checked against its `tokenizer.json` on
+/// real meme texts (every sixth AxiOM text, when the data is present) and on hard cases.
+#[test]
+fn minilm_vocab_txt_tokenizes_like_its_tokenizer_json() -> Result<()> {
+    let Some(files) = minilm() else { return Ok(()) };
+    let dir = files.config.parent().unwrap();
+    let mut reference = files.tokenizer.as_ref().unwrap().load(&files.spec)?;
+    assert!(matches!(files.tokenizer, Some(TokenizerFiles::Json(_))), "tokenizer.json preferred");
+    // Its tokenizer.json pads and truncates to 128; the built one does neither.
+    reference.with_padding(None);
+    reference.with_truncation(None).unwrap();
+    let slow = TokenizerFiles::WordPiece {
+        vocab: dir.join("vocab.txt"),
+        settings: SettingsFiles {
+            tokenizer_config: Some(dir.join("tokenizer_config.json")),
+            special_tokens_map: Some(dir.join("special_tokens_map.json")),
+        },
+    };
+    let built = slow.load(&files.spec)?;
+
+    let mut texts: Vec<String> = [
+        "Café NAÏVE résumé — “quotes” 😰 #anxiety @me",
+        "日本語 and 中文, ΑΓΩΝΙΑ and тревога",
+        "tab\tnew\nline\u{0}null\u{200b}zero-width\u{301}combining",
+        "[MASK] [CLS] text [SEP] [UNK] [PAD] [mask]",
+        "supercalifragilisticexpialidociousandthensomemoreletterstomakeawordlongerthanonehundredcharactersforsure",
+    ]
+    .iter()
+    .map(|t| t.to_string())
+    .collect();
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/axiom/train.json");
+    match std::fs::read_to_string(&data) {
+        Ok(text) => {
+            let records: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+            texts.extend(
+                records.iter().step_by(6).map(|r| r["ocr_text"].as_str().unwrap().to_string()),
+            );
+        }
+        Err(_) => eprintln!("note: {} absent; hard cases only", data.display()),
+    }
+    for text in &texts {
+        let expected = reference.encode(text.as_str(), true).unwrap();
+        let got = built.encode(text.as_str(), true).unwrap();
+        assert_eq!(got.get_ids(), expected.get_ids(), "{text:?}");
+        assert_eq!(got.get_type_ids(), expected.get_type_ids(), "{text:?}");
+        assert_eq!(got.get_offsets(), expected.get_offsets(), "{text:?}");
+    }
+    eprintln!("{} texts tokenised identically", texts.len());
     Ok(())
 }
 

@@ -11,10 +11,12 @@ use memescope::config::Pooling;
 use memescope::encoders::bert::BertModel;
 use memescope::encoders::preprocess::preprocess_batch;
 use memescope::encoders::{
-    resolve_model, resolve_model_with, HubSettings, TextEncoder, TextEncoderOptions, VisionEncoder,
+    resolve_model, resolve_model_with, HubSettings, TextEncoder, TextEncoderOptions,
+    TokenizerFiles, VisionEncoder,
 };
 use memescope::testing::{
-    write_tiny_bert, write_tiny_clip, write_tiny_roberta, TINY_HIDDEN, TINY_IMAGE_SIZE, TINY_LAYERS,
+    tiny_bert_tokenizer, tiny_roberta_tokenizer, write_slow_tokenizer, write_tiny_bert,
+    write_tiny_clip, write_tiny_roberta, TINY_HIDDEN, TINY_IMAGE_SIZE, TINY_LAYERS,
 };
 
 fn options(layers: usize, pooling: Pooling, batch_size: usize) -> TextEncoderOptions {
@@ -314,7 +316,44 @@ fn offline_resolution_finds_cached_files() -> Result<()> {
     let files = resolve_model_with("owner/tiny", false, &hub)?;
     assert_eq!(files.weights, snapshot.join("model.safetensors"));
     let err = resolve_model_with("owner/tiny", true, &hub).unwrap_err().to_string();
-    assert!(err.contains("tokenizer.json"), "{err}");
+    assert!(err.contains("tokenizer.json") && err.contains("vocab.txt"), "{err}");
+    // A snapshot with only the older tokenizer files resolves to them.
+    write_slow_tokenizer(&tiny_bert_tokenizer()?, &snapshot)?;
+    let files = resolve_model_with("owner/tiny", true, &hub)?;
+    let Some(TokenizerFiles::WordPiece { vocab, settings }) = files.tokenizer else {
+        panic!("{:?}", files.tokenizer);
+    };
+    assert_eq!(vocab, snapshot.join("vocab.txt"));
+    assert_eq!(settings.special_tokens_map, Some(snapshot.join("special_tokens_map.json")));
+    Ok(())
+}
+
+/// A RoBERTa checkpoint that ships vocab.json + merges.txt instead of tokenizer.json (as
+/// mental/mental-roberta-base does) encodes exactly like the same checkpoint with it.
+#[test]
+fn a_roberta_folder_without_tokenizer_json_encodes_the_same() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (fast, slow) = (dir.path().join("fast"), dir.path().join("slow"));
+    write_tiny_roberta(&fast)?;
+    write_tiny_roberta(&slow)?;
+    std::fs::remove_file(slow.join("tokenizer.json"))?;
+    write_slow_tokenizer(&tiny_roberta_tokenizer()?, &slow)?;
+    let files = resolve_model(slow.to_str().unwrap(), true)?;
+    assert!(matches!(files.tokenizer, Some(TokenizerFiles::ByteLevelBpe { .. })), "{files:?}");
+    let fast_files = resolve_model(fast.to_str().unwrap(), true)?;
+    assert_ne!(files.fingerprint()?, fast_files.fingerprint()?, "tokenizer files count");
+
+    let options = options(TINY_LAYERS, Pooling::Mean, 2);
+    let ours = TextEncoder::load(&files, &Device::Cpu, options.clone())?;
+    let reference = TextEncoder::load(&fast_files, &Device::Cpu, options)?;
+    let diff = max_diff(&encode(&ours, &TEXTS)?, &encode(&reference, &TEXTS)?)?;
+    assert_eq!(diff, 0.0, "same ids, same model: same features");
+
+    std::fs::remove_file(slow.join("merges.txt"))?;
+    let err = resolve_model(slow.to_str().unwrap(), true).unwrap_err().to_string();
+    for needle in ["tokenizer.json", "vocab.json + merges.txt", "vocab.txt"] {
+        assert!(err.contains(needle), "missing `{needle}` in: {err}");
+    }
     Ok(())
 }
 

@@ -10,11 +10,14 @@ pub mod ops;
 pub mod preprocess;
 pub mod resolve;
 pub mod text;
+pub mod tokenizer;
+mod tokenizer_settings;
 pub mod vision;
 mod weights;
 
 pub use resolve::{resolve_model, resolve_model_with, HubSettings, ModelFiles};
 pub use text::{TextEncoder, TextEncoderOptions};
+pub use tokenizer::TokenizerFiles;
 pub use vision::VisionEncoder;
 
 /// Called as work advances: (items done, items in all).

@@ -2,8 +2,10 @@
 //!
 //! Rules:
 //! - an existing folder is used as is; it must hold `config.json`, the weights
-//!   (`model.safetensors`, else `pytorch_model.bin`) and, for text encoders,
-//!   `tokenizer.json`;
+//!   (`model.safetensors`, else `pytorch_model.bin`) and, for text encoders, a tokenizer:
+//!   `tokenizer.json`, else the older `vocab.json` + `merges.txt` or `vocab.txt` (with
+//!   `tokenizer_config.json` and `special_tokens_map.json` when present; see
+//!   [`super::tokenizer`]);
 //! - a spec that can only be a path (absolute, `./`, `../`, `~`, or more than one `/`)
 //!   but does not exist is an error;
 //! - anything else is a Hugging Face hub id (`owner/name`), fetched through hf-hub into
@@ -20,10 +22,10 @@ use hf_hub::api::sync::{ApiBuilder, ApiRepo};
 use hf_hub::{Cache, Repo};
 use sha2::{Digest, Sha256};
 
+use super::tokenizer::{TokenizerFiles, TOKENIZER_FORMS};
 use crate::cache::hash_file;
 
 const CONFIG: &str = "config.json";
-const TOKENIZER: &str = "tokenizer.json";
 const WEIGHTS: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
 
 /// The files of one Hugging Face-format checkpoint.
@@ -32,8 +34,8 @@ pub struct ModelFiles {
     /// What the user asked for (folder or hub id), for messages.
     pub spec: String,
     pub config: PathBuf,
-    /// `tokenizer.json`; vision towers have none.
-    pub tokenizer: Option<PathBuf>,
+    /// The tokenizer's files; vision towers have none.
+    pub tokenizer: Option<TokenizerFiles>,
     /// `model.safetensors` or `pytorch_model.bin`.
     pub weights: PathBuf,
 }
@@ -43,7 +45,7 @@ impl ModelFiles {
     /// The same files give the same fingerprint wherever they live.
     pub fn fingerprint(&self) -> Result<String> {
         let mut hasher = Sha256::new();
-        let tokenizer = self.tokenizer.iter().map(|path| ("tokenizer", path.as_path()));
+        let tokenizer = self.tokenizer.iter().flat_map(TokenizerFiles::parts);
         for (role, path) in [("config", self.config.as_path()), ("weights", self.weights.as_path())]
             .into_iter()
             .chain(tokenizer)
@@ -147,13 +149,17 @@ fn from_folder(spec: &str, dir: &Path, needs_tokenizer: bool) -> Result<ModelFil
     }
     let config = dir.join(CONFIG);
     let weights = WEIGHTS.iter().map(|name| dir.join(name)).find(|p| p.is_file());
-    let tokenizer = dir.join(TOKENIZER);
+    let tokenizer = if needs_tokenizer {
+        TokenizerFiles::find(|name| Ok(Some(dir.join(name)).filter(|p| p.is_file())))?
+    } else {
+        None
+    };
     let mut missing = Vec::new();
     if !config.is_file() {
         missing.push(CONFIG.to_string());
     }
-    if needs_tokenizer && !tokenizer.is_file() {
-        missing.push(TOKENIZER.to_string());
+    if needs_tokenizer && tokenizer.is_none() {
+        missing.push(TOKENIZER_FORMS.to_string());
     }
     if weights.is_none() {
         missing.push(WEIGHTS.join(" or "));
@@ -164,7 +170,7 @@ fn from_folder(spec: &str, dir: &Path, needs_tokenizer: bool) -> Result<ModelFil
     Ok(ModelFiles {
         spec: spec.to_string(),
         config,
-        tokenizer: needs_tokenizer.then_some(tokenizer),
+        tokenizer,
         weights: weights.expect("checked above"),
     })
 }
@@ -174,13 +180,14 @@ fn from_cache(id: &str, needs_tokenizer: bool, hub: &HubSettings) -> Result<Mode
     let repo = cache.repo(Repo::model(id.to_string()));
     let config = repo.get(CONFIG);
     let weights = WEIGHTS.iter().find_map(|name| repo.get(name));
-    let tokenizer = if needs_tokenizer { repo.get(TOKENIZER) } else { None };
+    let tokenizer =
+        if needs_tokenizer { TokenizerFiles::find(|name| Ok(repo.get(name)))? } else { None };
     let mut missing = Vec::new();
     if config.is_none() {
         missing.push(CONFIG.to_string());
     }
     if needs_tokenizer && tokenizer.is_none() {
-        missing.push(TOKENIZER.to_string());
+        missing.push(TOKENIZER_FORMS.to_string());
     }
     if weights.is_none() {
         missing.push(format!("{} (or {})", WEIGHTS[0], WEIGHTS[1]));
@@ -216,7 +223,13 @@ fn from_hub(id: &str, needs_tokenizer: bool, hub: &HubSettings) -> Result<ModelF
         fetch(&repo, id, file)?.with_context(|| format!("`{id}` on the hub has no {file}"))
     };
     let config = required(CONFIG)?;
-    let tokenizer = if needs_tokenizer { Some(required(TOKENIZER)?) } else { None };
+    // Only when tokenizer.json is absent are the older tokenizer files asked for.
+    let tokenizer = if needs_tokenizer {
+        let found = TokenizerFiles::find(|name| fetch(&repo, id, name))?;
+        Some(found.with_context(|| format!("`{id}` on the hub has no {TOKENIZER_FORMS}"))?)
+    } else {
+        None
+    };
     // Prefer safetensors; older repositories only have the PyTorch pickle.
     let weights = match fetch(&repo, id, WEIGHTS[0])? {
         Some(path) => path,
@@ -236,8 +249,12 @@ fn fetch(repo: &ApiRepo, id: &str, file: &str) -> Result<Option<PathBuf>> {
     }
 }
 
-/// hf-hub reports HTTP failures through ureq, whose status errors read
-/// `<url>: status code <n>`; we read that text rather than depend on ureq ourselves.
+/// The HTTP status of a failed hub request. hf-hub 0.4's sync API wraps ureq's error as
+/// `ApiError::RequestError(Box<ureq::Error>)` (also inside `TooManyRetries`), and a refused
+/// request is `ureq::Error::Status(code, response)`, displayed as
+/// `request error: <url>: status code <code>`. Naming that type would mean depending on ureq
+/// ourselves, so the status is read from the text; `tests/encoders_hub.rs` checks it against
+/// real hf-hub requests to a local server.
 fn http_status(text: &str) -> Option<u16> {
     let rest = text.split("status code ").nth(1)?;
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
@@ -247,10 +264,12 @@ fn http_status(text: &str) -> Option<u16> {
 fn hub_error(id: &str, action: &str, error: &dyn std::fmt::Display) -> anyhow::Error {
     let text = error.to_string();
     match http_status(&text) {
+        // Without a token the hub also answers 401 for a repository that does not exist.
         Some(401) | Some(403) => anyhow::anyhow!(
-            "{action} for `{id}` was refused ({text}). The model may be gated: request access at \
-             https://huggingface.co/{id}, then set HF_TOKEN to an access token of that account \
-             (or log in with `huggingface-cli login`)."
+            "{action} for `{id}` was refused ({text}). The model is probably gated: request \
+             access at https://huggingface.co/{id} and set HF_TOKEN to an access token of the \
+             account that was granted access (or log in with `huggingface-cli login`). If no \
+             token was set, also check the id: the hub answers unknown ids the same way."
         ),
         Some(404) => anyhow::anyhow!(
             "{action} for `{id}`: not found ({text}). Check the hub id (or give a local folder \

@@ -40,10 +40,10 @@ pub struct TextEncoder {
 
 impl TextEncoder {
     pub fn load(files: &ModelFiles, device: &Device, options: TextEncoderOptions) -> Result<Self> {
-        let tokenizer_path = files
+        let tokenizer_files = files
             .tokenizer
             .as_ref()
-            .with_context(|| format!("the text encoder `{}` has no tokenizer.json", files.spec))?;
+            .with_context(|| format!("the text encoder `{}` has no tokenizer", files.spec))?;
         let model = BertModel::from_files(&files.config, &files.weights, device)?;
         let max_input = model.config().max_input_length();
         if options.max_length < 2 || options.max_length > max_input {
@@ -66,8 +66,7 @@ impl TextEncoder {
         if options.batch_size == 0 {
             bail!("text_encoder.batch_size must be at least 1");
         }
-        let mut tokenizer = Tokenizer::from_file(tokenizer_path)
-            .map_err(|e| anyhow!("reading tokenizer {}: {e}", tokenizer_path.display()))?;
+        let mut tokenizer = tokenizer_files.load(&files.spec)?;
         // Batches are padded here, each to its own longest text; a fixed-length padding
         // setting inside tokenizer.json would waste most of the compute on short memes.
         tokenizer.with_padding(None);
@@ -76,7 +75,7 @@ impl TextEncoder {
                 max_length: options.max_length,
                 ..Default::default()
             }))
-            .map_err(|e| anyhow!("setting truncation on {}: {e}", tokenizer_path.display()))?;
+            .map_err(|e| anyhow!("setting truncation on the tokenizer of `{}`: {e}", files.spec))?;
         Ok(Self { model, tokenizer, options, device: device.clone() })
     }
 
