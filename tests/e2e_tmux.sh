@@ -9,7 +9,7 @@
 #   off, a second run → both compared per class in Runs → every pane at 80×24 → quit with
 #   confirmation while a sweep trains → the terminal is restored.
 #
-#   tests/e2e_tmux.sh [CONFIG]        (default configs/tiny.toml; CI: tests/fixtures/e2e.toml)
+#   tests/e2e_tmux.sh [CONFIG]        (default tests/fixtures/e2e.toml, the bundled demo)
 #
 # Needs tmux and a built binary (`cargo build`; MEMESCOPE_BIN overrides its path, e.g. a copy
 # when several checkouts share one CARGO_TARGET_DIR and overwrite each other's). Waits poll
@@ -18,7 +18,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-CONFIG=${1:-configs/tiny.toml}
+CONFIG=${1:-tests/fixtures/e2e.toml}
 BIN=${MEMESCOPE_BIN:-${CARGO_TARGET_DIR:-target}/debug/memescope}
 TRAIN_TIMEOUT=${E2E_TIMEOUT:-600}
 EPOCHS=${E2E_EPOCHS:-3}
