@@ -114,7 +114,7 @@ impl App {
         }
     }
 
-    /// The active run's event channel, for the event loop to wait on.
+    /// The active run's event channel, for the last events of a stopped run at quit.
     pub fn active_events(
         &mut self,
     ) -> Option<&mut tokio::sync::mpsc::UnboundedReceiver<TrainEvent>> {
@@ -132,16 +132,22 @@ impl App {
         self.runs.apply(id.as_deref(), &event);
     }
 
-    /// Takes every event already waiting on the active run without blocking; handles the
-    /// run's end. (The event loop awaits instead; tests use this.)
-    pub fn drain_active(&mut self) {
-        while let Some(run) = self.active.as_mut() {
+    /// Applies at most `limit` events already waiting on the active run, without waiting,
+    /// and handles the run's end (which may start the next queued run). Returns how many
+    /// were taken, the end counting as one. The event loop calls this once per tick, so a
+    /// backlog of thousands of steps cannot hold up drawing and keys.
+    pub fn drain_active(&mut self, limit: usize) -> usize {
+        let mut taken = 0;
+        while taken < limit {
+            let Some(run) = self.active.as_mut() else { break };
             match run.events.try_recv() {
                 Ok(event) => self.apply_event(event),
-                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => self.on_active_closed(),
             }
+            taken += 1;
         }
+        taken
     }
 
     /// The active run's channel closed: it has sent its last event.

@@ -1,66 +1,51 @@
-//! The one loop: terminal input, the trainer's events and a redraw tick meet in a single
-//! `tokio::select!`. Nothing here waits on training; events only change state, and the
-//! screen is redrawn at most once per tick (steps can arrive hundreds per second).
+//! The one loop: terminal input and a redraw tick meet in a single `tokio::select!`.
+//! Nothing here waits on training or on the disk: at each tick the trainer's events (or
+//! the watched file's, read on another thread) are taken without waiting, a bounded number
+//! of them (`intake`), and the screen is redrawn once if anything changed. A key is
+//! handled and drawn right away, whatever backlog of events there is.
 
-use std::future::pending;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use crossterm::event::{Event, EventStream};
 use futures::StreamExt;
 use ratatui::DefaultTerminal;
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::MissedTickBehavior;
 
 use super::app::App;
+use super::intake::{FollowedRun, MAX_EVENTS_PER_TICK};
 use super::ui;
-use crate::events::{EventFollower, TrainEvent};
+use crate::events::EventFollower;
 
 const TICK: Duration = Duration::from_millis(100);
 /// How long quitting waits for a stopped run to write its last event.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-// Lives for one loop turn on the stack; boxing the event would only add an allocation.
-#[allow(clippy::large_enum_variant)]
 enum Incoming {
     Input(Option<std::io::Result<Event>>),
-    /// `None`: the run's channel closed.
-    Train(Option<TrainEvent>),
     Tick,
-}
-
-async fn next_train_event(
-    events: Option<&mut UnboundedReceiver<TrainEvent>>,
-) -> Option<TrainEvent> {
-    match events {
-        Some(events) => events.recv().await,
-        None => pending().await,
-    }
 }
 
 /// Runs until the user quits. `follower` is the watched run's events file, if any.
 pub async fn run(
     terminal: &mut DefaultTerminal,
     app: &mut App,
-    mut follower: Option<EventFollower>,
+    follower: Option<EventFollower>,
 ) -> Result<()> {
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut followed = follower.map(FollowedRun::spawn);
     let mut dirty = true;
-    // Trainer events since the last draw; shown at the next tick.
-    let mut changed = false;
     while !app.should_quit() {
         if dirty {
             terminal.draw(|frame| ui::draw(frame, app)).context("drawing the dashboard")?;
-            dirty = false;
         }
         let incoming = tokio::select! {
             event = input.next() => Incoming::Input(event),
-            event = next_train_event(app.active_events()) => Incoming::Train(event),
             _ = tick.tick() => Incoming::Tick,
         };
-        match incoming {
+        dirty = match incoming {
             Incoming::Input(None) => break,
             Incoming::Input(Some(event)) => {
                 match event.context("reading terminal input")? {
@@ -68,40 +53,37 @@ pub async fn run(
                     Event::Mouse(mouse) => app.handle_mouse(mouse),
                     _ => {}
                 }
-                dirty = true;
+                true
             }
-            Incoming::Train(Some(event)) => {
-                app.apply_event(event);
-                changed = true;
-            }
-            Incoming::Train(None) => {
-                app.on_active_closed();
-                changed = true;
-            }
-            Incoming::Tick => {
-                if let Some(follow) = follower.as_mut() {
-                    match follow.poll() {
-                        Ok(events) => {
-                            changed |= !events.is_empty();
-                            events.into_iter().for_each(|event| app.apply_event(event));
-                        }
-                        Err(err) => {
-                            tracing::error!("{err:#}");
-                            app.notice = Some(format!("Stopped following: {err:#}"));
-                            follower = None;
-                            changed = true;
-                        }
-                    }
-                }
-                dirty = std::mem::take(&mut changed);
-            }
-        }
+            Incoming::Tick => take_events(app, &mut followed),
+        };
     }
     if app.stop_was_requested() {
         terminal.draw(|frame| ui::draw(frame, app)).context("drawing the dashboard")?;
         wait_for_stop(app).await;
     }
     Ok(())
+}
+
+/// Applies the events that arrived since the last tick, a bounded number from each source;
+/// whether anything changed.
+fn take_events(app: &mut App, followed: &mut Option<FollowedRun>) -> bool {
+    let mut changed = app.drain_active(MAX_EVENTS_PER_TICK) > 0;
+    if let Some(run) = followed.as_mut() {
+        match run.take(MAX_EVENTS_PER_TICK) {
+            Ok(events) => {
+                changed |= !events.is_empty();
+                events.into_iter().for_each(|event| app.apply_event(event));
+            }
+            Err(err) => {
+                tracing::error!("{err:#}");
+                app.notice = Some(format!("Stopped following: {err:#}"));
+                *followed = None;
+                changed = true;
+            }
+        }
+    }
+    changed
 }
 
 /// Lets a stopped run report `Stopped` and close its log, for a bounded time.

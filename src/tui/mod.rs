@@ -9,6 +9,7 @@ mod app;
 mod event_loop;
 mod figurative;
 mod image_preview;
+mod intake;
 mod launcher;
 mod panes;
 mod run_table;

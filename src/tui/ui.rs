@@ -13,25 +13,28 @@ use super::run_table::RunStatus;
 /// Below this size the panes cannot be laid out legibly.
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
+/// Width of the help overlay's key column.
+const KEY_COLUMN: usize = 34;
 
-/// Every key, for the help overlay.
+/// Every key, for the help overlay. Descriptions stay within 42 characters, so that the
+/// overlay fits an 80-column terminal (`MIN_WIDTH`) beside the key column uncut.
 pub const KEYS: &[(&str, &str)] = &[
     ("1-6, Tab, Shift-Tab", "switch pane"),
     ("?", "this help (any key closes it)"),
     ("q, Ctrl-C", "quit (asks y/n while a run is training)"),
-    ("x", "stop the running training (and cancel queued runs)"),
-    ("Loss: c", "show loss components instead of the raw trace"),
+    ("x", "stop the run (cancels queued runs)"),
+    ("Loss: c", "loss components instead of the raw trace"),
     ("Errors: j/k, ↑/↓, PgUp/PgDn, g/G", "move in the list (mouse wheel too)"),
-    ("Errors: Enter / Esc", "open / close the detail view with the image"),
-    ("Errors: /", "search text (type, Enter keeps, Esc cancels)"),
+    ("Errors: Enter / Esc", "open / close the details and the image"),
+    ("Errors: /", "search (type; Enter keeps, Esc cancels)"),
     ("Errors: t / p", "cycle the true / predicted class filter"),
-    ("Errors: f", "figurative / sarcastic filter (a text heuristic)"),
+    ("Errors: f", "figurative/sarcastic filter (heuristic)"),
     ("Errors: o / c", "flip sort by confidence / clear filters"),
     ("Ablations: j/k, Space", "move, toggle a switch"),
     ("Ablations: r (or Enter on Start)", "start a run with the switches"),
     ("Ablations: s", "queue the leave-one-out sweep"),
     ("Runs: j/k, Space", "move, mark a run (two at most)"),
-    ("Runs: Enter / Esc", "compare the two marked runs per class / back"),
+    ("Runs: Enter / Esc", "compare two marked runs per class / back"),
     ("Runs: b", "use the selected run as the Δ baseline"),
 ];
 
@@ -108,27 +111,28 @@ fn status_line(app: &App) -> Line<'static> {
     };
     let mut spans = vec![Span::styled(format!("● {state}"), Style::new().fg(color).bold())];
     let mut parts = Vec::new();
+    // Most telling first: a narrow terminal cuts the end of the line.
     if let Some(info) = &view.info {
-        parts.push(format!("{} {}", info.run_id, info.dataset));
         let done = view.epochs.len();
         let current = if view.status == Some(RunStatus::Running) { done + 1 } else { done };
         parts.push(format!("epoch {}/{}", current.min(info.epochs), info.epochs));
         parts.push(format!("step {}/{}", view.global_step, info.epochs * info.steps_per_epoch));
-        if view.samples_per_second > 0.0 {
-            parts.push(format!("{:.0} samples/s", view.samples_per_second));
-        }
         if view.status == Some(RunStatus::Running) {
             if let Some(eta) = view.eta_seconds() {
                 parts.push(format!("ETA {}", format_seconds(eta)));
             }
         }
-        parts.push(info.device.clone());
         if info.text_only_reason.is_some() {
             // The full reason arrived as a stage message; the bar keeps the fact visible.
             parts.push("text-only".to_string());
         } else if info.masked_images > 0 {
             parts.push(format!("{} images masked", info.masked_images));
         }
+        if view.samples_per_second > 0.0 {
+            parts.push(format!("{:.0} samples/s", view.samples_per_second));
+        }
+        parts.push(info.device.clone());
+        parts.push(format!("{} {}", info.dataset, info.run_id));
     }
     if !parts.is_empty() {
         spans.push(Span::raw(format!(" · {}", parts.join(" · "))));
@@ -184,7 +188,7 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         .iter()
         .map(|(key, what)| {
             Line::from(vec![
-                Span::styled(format!("{key:>34}  "), Style::new().fg(Color::Cyan)),
+                Span::styled(format!("{key:>KEY_COLUMN$}  "), Style::new().fg(Color::Cyan)),
                 Span::raw(*what),
             ])
         })

@@ -79,12 +79,9 @@ impl AblationsPane {
             })
             .collect();
         items.push(ListItem::new(Line::from("▶ Start run with these switches (r)").bold()));
+        // Short enough for an 80-column terminal; the note below names it leave-one-out.
         items.push(ListItem::new(
-            Line::from(format!(
-                "▶ Leave-one-out sweep: all on, then -{} (s)",
-                SWEEP_MODULES.join(", -")
-            ))
-            .bold(),
+            Line::from(format!("▶ Sweep (s): all on, then -{}", SWEEP_MODULES.join(", -"))).bold(),
         ));
         let mut state = ListState::default().with_selected(Some(self.cursor));
         frame.render_stateful_widget(
@@ -100,7 +97,7 @@ impl AblationsPane {
         );
         frame.render_widget(
             Paragraph::new(format!(
-                "j/k move · Space toggles · r or Enter on Start starts a run · s queues the sweep\n{launch_note}"
+                "j/k move · Space toggles · r or Enter on Start starts a run · s queues the leave-one-out sweep\n{launch_note}"
             ))
             .wrap(Wrap { trim: true }),
             note_area,

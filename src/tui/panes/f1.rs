@@ -61,6 +61,15 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &RunView) {
         summary_area,
     );
 
+    let label_width = metrics.per_class.iter().map(|c| c.label.chars().count()).max().unwrap_or(5);
+    let columns = [label_width.max(5) + 1, 9, 7, 6, 7, 7];
+    // The bar takes what the numbers leave (borders and column gaps too), so that a narrow
+    // terminal shortens the bars instead of cutting the class names.
+    let used = columns.iter().sum::<usize>() + columns.len() + 2;
+    let bar_width = (table_area.width as usize).saturating_sub(used).clamp(5, BAR_WIDTH);
+    let mut widths: Vec<Constraint> =
+        columns.iter().map(|&w| Constraint::Length(w as u16)).collect();
+    widths.push(Constraint::Length(bar_width as u16));
     let header = Row::new(["class", "precision", "recall", "F1", "Δ F1", "support", "F1 bar"])
         .style(Style::new().bold());
     let rows = metrics.per_class.iter().enumerate().map(|(i, class)| {
@@ -75,19 +84,9 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &RunView) {
             Cell::from(format!("{:.3}", class.f1)),
             Cell::from(delta),
             Cell::from(class.support.to_string()),
-            Cell::from(Span::styled(bar(class.f1, BAR_WIDTH), Style::new().fg(Color::Cyan))),
+            Cell::from(Span::styled(bar(class.f1, bar_width), Style::new().fg(Color::Cyan))),
         ])
     });
-    let label_width = metrics.per_class.iter().map(|c| c.label.chars().count()).max().unwrap_or(5);
-    let widths = [
-        Constraint::Length(label_width.max(5) as u16 + 1),
-        Constraint::Length(9),
-        Constraint::Length(7),
-        Constraint::Length(6),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(BAR_WIDTH as u16),
-    ];
     let mut title = format!("per class, epoch {}", latest.epoch);
     if let Some(thresholds) = &latest.thresholds {
         let shown: Vec<String> = thresholds.iter().map(|t| format!("{t:.2}")).collect();

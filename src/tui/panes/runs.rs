@@ -124,14 +124,16 @@ impl RunsPane {
                 Cell::from(Span::styled(row.status.label(), status_style)),
             ])
         });
+        // The scores and the status keep their width; the id and the switches share what
+        // is left (at 80 columns the id is cut to its timestamp rather than losing the status).
         let widths = [
             Constraint::Length(2),
-            Constraint::Min(16),
-            Constraint::Min(14),
+            Constraint::Fill(3),
+            Constraint::Fill(2),
             Constraint::Length(8),
             Constraint::Length(11),
-            Constraint::Length(7),
-            Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(6),
             Constraint::Length(11),
         ];
         let title = match &self.hint {

@@ -60,12 +60,31 @@ fn enter_on_start_row_launches_and_events_reach_the_panes() {
     press(&mut app, KeyCode::Enter);
     assert_eq!(launches.borrow().configs.len(), 1);
     assert!(app.is_training());
-    app.drain_active();
+    app.drain_active(usize::MAX);
     assert!(!app.is_training(), "the replay ended");
     assert_eq!(app.view.status, Some(RunStatus::Finished));
     assert_eq!(app.view.misclassified().len(), 4);
     let row = app.runs.get("run-1").expect("the run is listed");
     assert_eq!((row.status, row.macro_f1), (RunStatus::Finished, Some(0.70)));
+}
+
+#[test]
+fn events_are_taken_a_bounded_number_at_a_time() {
+    let (mut app, launches) = live_app(false);
+    app.pane = Pane::Ablations;
+    press(&mut app, KeyCode::Char('r'));
+    let total = recorded_run("run-1", Ablation::default(), 0.7).len();
+    // RunStarted, a stage message, then steps 1, 2, ...
+    assert_eq!(app.drain_active(10), 10);
+    assert_eq!(app.view.global_step, 8, "events are applied in order");
+    assert!(app.is_training(), "the rest waits for the next tick");
+    assert_eq!(app.drain_active(10), 10);
+    assert_eq!(app.view.global_step, 18);
+    // The rest, and the channel's end (counted as one): the run is over.
+    assert_eq!(app.drain_active(usize::MAX), total - 20 + 1);
+    assert!(!app.is_training());
+    assert_eq!(app.drain_active(10), 0, "nothing left to take");
+    assert_eq!(launches.borrow().configs.len(), 1);
 }
 
 #[test]
@@ -77,7 +96,7 @@ fn sweep_runs_leave_one_out_configs_one_after_another() {
     press(&mut app, KeyCode::Char('s'));
     assert_eq!(launches.borrow().configs.len(), 1, "only one run at a time");
     assert_eq!(app.queue.len(), 6);
-    app.drain_active(); // each replay ends, which starts the next
+    app.drain_active(usize::MAX); // each replay ends, which starts the next
     let labels: Vec<String> =
         launches.borrow().configs.iter().map(|c| c.ablation.short_label()).collect();
     assert_eq!(
@@ -93,7 +112,7 @@ fn a_run_requested_while_training_waits_in_the_queue() {
     let (mut app, launches) = live_app(true);
     app.pane = Pane::Ablations;
     press(&mut app, KeyCode::Char('r'));
-    app.drain_active();
+    app.drain_active(usize::MAX);
     press(&mut app, KeyCode::Char('r'));
     assert_eq!(launches.borrow().configs.len(), 1);
     assert_eq!(app.queue.len(), 1);
@@ -101,7 +120,7 @@ fn a_run_requested_while_training_waits_in_the_queue() {
     // The first run ends (its channel closes without a final event): the next starts,
     // and the silent end is reported as a failure rather than left "running".
     launches.borrow_mut().open.clear();
-    app.drain_active();
+    app.drain_active(usize::MAX);
     assert_eq!(launches.borrow().configs.len(), 2);
     assert_eq!(app.runs.get("run-1").unwrap().status, RunStatus::Failed);
 }
@@ -190,7 +209,7 @@ fn failed_run_keeps_the_app_usable() {
     let (mut app, _) = live_app(true);
     app.pane = Pane::Ablations;
     press(&mut app, KeyCode::Char('r'));
-    app.drain_active();
+    app.drain_active(usize::MAX);
     app.apply_event(TrainEvent::Failed { message: "cannot read train.json".into() });
     assert_eq!(app.view.status, Some(RunStatus::Failed));
     press(&mut app, KeyCode::Char('3'));

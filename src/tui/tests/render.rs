@@ -211,6 +211,9 @@ fn status_bar_shows_progress_and_failures() {
     assert!(status.contains("epoch 2/2") && status.contains("step 22/40"), "{status}");
     assert!(status.contains("512 samples/s") && status.contains("ETA 0m10s"), "{status}");
     assert!(status.contains("text-only"), "the recorded run had no images: {status}");
+    let narrow = render(&mut app, 80, 24);
+    let status = line_with(&narrow, "● running");
+    assert!(status.contains("ETA") && status.contains("text-only"), "kept at 80 columns: {status}");
     assert!(line_with(&screen, "cache: text features: hit").contains("?: help"), "{screen}");
 
     app.apply_event(crate::events::TrainEvent::Failed {
@@ -233,6 +236,24 @@ fn every_pane_renders_at_80x24() {
     app.pane = Pane::Errors;
     press(&mut app, KeyCode::Enter);
     render(&mut app, 80, 24);
+}
+
+#[test]
+fn narrow_terminal_keeps_names_scores_and_help_whole() {
+    let mut app = replayed_app();
+    app.pane = Pane::F1;
+    let screen = render(&mut app, 80, 24);
+    let row = line_with(&screen, "Lack of Worry Control");
+    assert!(row.contains("0.620") && row.contains('█'), "bars shrink, names stay:\n{screen}");
+    app.pane = Pane::Runs;
+    let screen = render(&mut app, 80, 24);
+    let row = line_with(&screen, "0.712");
+    assert!(row.contains("0.745") && row.contains("finished"), "{screen}");
+    press(&mut app, KeyCode::Char('?'));
+    let screen = render(&mut app, 80, 24);
+    for (key, what) in crate::tui::ui::KEYS {
+        assert!(line_with(&screen, what).contains(key), "{key}: {what} cut at 80 columns");
+    }
 }
 
 #[test]
