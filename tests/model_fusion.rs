@@ -155,7 +155,7 @@ impl Samples {
             text: Some(text.unwrap()),
             image: Some(image.unwrap()),
             image_mask: Some(mask.unwrap()),
-            targets: targets.unwrap(),
+            targets: Some(targets.unwrap()),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 mod build;
 
-pub use build::{featurize, FeatureReport};
+pub use build::{featurize, featurize_samples, FeatureInput, FeatureReport};
 
 use std::path::PathBuf;
 

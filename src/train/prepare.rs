@@ -5,10 +5,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use candle_core::Device;
 
+use super::load::load_data;
 use crate::config::Config;
 use crate::data::{stratified_split, Dataset};
 use crate::events::TrainEvent;
-use crate::features::{featurize, FeatureReport, Features};
+use crate::features::{featurize_samples, FeatureReport, Features};
 
 /// One side of the split: its samples and their features.
 pub struct Split {
@@ -28,24 +29,25 @@ pub fn prepare(
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<Prepared> {
     let data = &config.data;
-    let full = Dataset::load(&data.train, data.format)?;
+    let images_dir = data.images.as_deref();
+    let full = load_data(config, &data.train, images_dir, emit)?;
     emit(TrainEvent::Stage {
         name: "data".into(),
-        detail: format!("{} samples from {}", full.len(), data.train.display()),
+        detail: format!("{} samples from {}", full.dataset.len(), data.train.display()),
     });
-    let images_dir = data.images.as_deref();
-    let (features, report) = featurize(config, &full, images_dir, device, emit)?;
+    let (features, report) = featurize_samples(config, &full.feature_input(), device, emit)?;
+    let full = full.dataset;
     let (train, validation) = match &data.validation {
         Some(path) => {
-            let validation = Dataset::load(path, data.format)?;
+            let validation = load_data(config, path, images_dir, emit)?;
             let (val_features, val_report) =
-                featurize(config, &validation, images_dir, device, emit)?;
+                featurize_samples(config, &validation.feature_input(), device, emit)?;
             let report = FeatureReport {
                 masked_images: report.masked_images + val_report.masked_images,
                 ..report.clone()
             };
             let train = Split { dataset: full, features };
-            let validation = Split { dataset: validation, features: val_features };
+            let validation = Split { dataset: validation.dataset, features: val_features };
             return Ok(Prepared { train, validation, report });
         }
         None => {
@@ -68,7 +70,7 @@ pub fn prepare(
     Ok(Prepared { train, validation, report })
 }
 
-/// Loads a labelled file for evaluation with a run's configuration.
+/// Loads a labelled file for evaluation with a run's configuration (OCR included).
 pub fn prepare_eval(
     config: &Config,
     path: &Path,
@@ -76,8 +78,8 @@ pub fn prepare_eval(
     device: &Device,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<Split> {
-    let dataset = Dataset::load(path, config.data.format)
+    let data = load_data(config, path, images_dir, emit)
         .with_context(|| format!("loading evaluation data {}", path.display()))?;
-    let (features, _) = featurize(config, &dataset, images_dir, device, emit)?;
-    Ok(Split { dataset, features })
+    let (features, _) = featurize_samples(config, &data.feature_input(), device, emit)?;
+    Ok(Split { dataset: data.dataset, features })
 }
