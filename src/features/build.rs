@@ -5,10 +5,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-
-use super::Features;
 use sha2::{Digest, Sha256};
 
+use super::Features;
 use crate::cache::{CacheKey, CacheStatus, FeatureCache};
 use crate::config::Config;
 use crate::data::{resolve_images, Dataset, ImageReport, ImageStatus, Sample};
