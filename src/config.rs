@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DatasetFormat;
+use crate::ocr::OcrPolicy;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +41,10 @@ pub struct DataConfig {
     /// Folder of `<sample_id>.<jpg|jpeg|png|webp>` images; absent means text-only.
     #[serde(default)]
     pub images: Option<PathBuf>,
+    /// Which records get their text by OCR of their image (`never`, `missing`: those
+    /// without an `ocr_text` field, `always`). Needs `images`; results are cached.
+    #[serde(default)]
+    pub ocr: OcrPolicy,
     /// Fraction of `train` held out for validation when no validation file is given
     /// (the reference uses 1/8).
     #[serde(default = "defaults::val_fraction")]
@@ -519,6 +524,7 @@ model = "models/all-MiniLM-L6-v2"
         assert_eq!(config.model.temperature, 0.07);
         assert_eq!(config.model.contrastive_weight, 0.3);
         assert!(config.ablation.moe && config.ablation.image && !config.ablation.figurative);
+        assert_eq!(config.data.ocr, OcrPolicy::Missing);
     }
 
     #[test]

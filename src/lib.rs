@@ -3,7 +3,8 @@
 //! The crate is layered the way data flows:
 //! `data` → `encoders` (frozen, cached by `cache`) → `model` (fusion) → `train`
 //! → `events` → {`tui` panes, JSONL sink}. `metrics` scores predictions; `ocr` reads
-//! text off new memes; `cli` wires commands to the layers.
+//! text off new memes; `predict` labels them with a trained run; `cli` wires commands to
+//! the layers.
 
 pub mod cache;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod features;
 pub mod metrics;
 pub mod model;
 pub mod ocr;
+pub mod predict;
 pub mod testing;
 pub mod train;
 pub mod tui;

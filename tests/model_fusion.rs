@@ -156,7 +156,7 @@ impl Samples {
             image: Some(image.unwrap()),
             image_mask: Some(mask.unwrap()),
             lexical: None,
-            targets: targets.unwrap(),
+            targets: Some(targets.unwrap()),
         }
     }
 }

@@ -3,16 +3,14 @@
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::data::Dataset;
 use crate::events::TrainEvent;
-use crate::features::featurize;
-use crate::train::select_device;
+use crate::features::featurize_samples;
+use crate::train::{load_data, select_device};
 
 pub fn run(config: &Config) -> Result<()> {
     let device = select_device(&config.train.device)?;
     let files = std::iter::once(&config.data.train).chain(config.data.validation.as_ref());
     for file in files {
-        let dataset = Dataset::load(file, config.data.format)?;
         let mut show = |event: TrainEvent| match event {
             TrainEvent::Stage { name, detail } => eprintln!("{name}: {detail}"),
             TrainEvent::Progress { stage, done, total, per_second } if done == total => {
@@ -20,13 +18,13 @@ pub fn run(config: &Config) -> Result<()> {
             }
             _ => {}
         };
-        let (features, _) =
-            featurize(config, &dataset, config.data.images.as_deref(), &device, &mut show)?;
+        let data = load_data(config, file, config.data.images.as_deref(), &mut show)?;
+        let (features, _) = featurize_samples(config, &data.feature_input(), &device, &mut show)?;
         let dims = features.dims()?;
         println!(
             "{}: {} samples, text features {:?}, image features {:?}",
             file.display(),
-            dataset.len(),
+            data.dataset.len(),
             dims.text,
             dims.image
         );

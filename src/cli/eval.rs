@@ -2,15 +2,11 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::metrics::{ClassMetrics, Metrics};
-use crate::train::{
-    build_model, decide, predict, prepare_eval, read_json, score, select_device, Report, RunDir,
-    Targets,
-};
+use crate::train::{load_trained_run, prepare_eval, score, Targets};
 
 #[derive(Debug, Serialize)]
 struct EvalReport<'a> {
@@ -40,22 +36,10 @@ pub fn run(run_dir: &Path, data: &Path, images: Option<&Path>) -> Result<()> {
 
 /// The metrics of the run's best checkpoint on `data`.
 pub fn evaluate(run_dir: &Path, data: &Path, images: Option<&Path>) -> Result<Metrics> {
-    let run = RunDir::open(run_dir)?;
-    let config = Config::load(&run.config(), &[])?;
-    let report: Report = read_json(&run.report())
-        .with_context(|| format!("{} has no completed epoch to evaluate", run.path.display()))?;
-    let device = select_device(&config.train.device)?;
+    let trained = load_trained_run(run_dir)?;
     let mut log = |event| tracing::info!(?event, "eval");
-    let split = prepare_eval(&config, data, images, &device, &mut log)?;
-    let space = &split.dataset.space;
-    let (model, mut varmap) =
-        build_model(&config, &split.features, space.len(), space.multi_label, &device)?;
-    varmap
-        .load(run.best_checkpoint())
-        .with_context(|| format!("loading {}", run.best_checkpoint().display()))?;
+    let split = prepare_eval(&trained.config, data, images, &trained.device, &mut log)?;
+    let probabilities = trained.probabilities(&split.features)?;
     let targets = Targets::of(&split.dataset);
-    let predictions = predict(&model, &split.features, &targets, 128, &device)?;
-    let predicted =
-        decide(&predictions.probabilities, space.multi_label, report.thresholds.as_deref());
-    Ok(score(space, &targets.labels, &predicted))
+    Ok(score(&trained.space, &targets.labels, &trained.decide(&probabilities)))
 }

@@ -3,6 +3,7 @@
 mod cache;
 mod cv;
 mod eval;
+mod predict;
 mod progress;
 mod train;
 
@@ -15,6 +16,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
+use crate::ocr::OcrPolicy;
 
 /// Train, compare and dissect multimodal classifiers of mental-health memes.
 #[derive(Debug, Parser)]
@@ -49,6 +51,19 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         images: Option<PathBuf>,
     },
+    /// Label new memes (image files and/or folders of them) with a trained run: reads each
+    /// image's text by OCR and prints every label's probability.
+    Predict {
+        #[arg(long, value_name = "RUN_DIR")]
+        run: PathBuf,
+        /// Image files, or folders whose image files (jpg, jpeg, png, webp) are all labelled.
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<PathBuf>,
+        /// One JSON array (an object per image: path, text, labels, probabilities) instead
+        /// of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Encode a config's datasets into the feature cache (reports throughput and hits).
     Cache(ConfigArgs),
     /// Stratified k-fold cross-validation on the training file; prints mean ± std of the
@@ -77,11 +92,19 @@ pub struct ConfigArgs {
     /// Override a config value, e.g. `--set ablation.moe=false` (repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// Which training records get their text by OCR of their image (sets `data.ocr`):
+    /// `missing` reads only records without an `ocr_text` field.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub ocr: Option<OcrPolicy>,
 }
 
 impl ConfigArgs {
     pub fn load(&self) -> Result<Config> {
-        Config::load(&self.config, &self.overrides)
+        let mut config = Config::load(&self.config, &self.overrides)?;
+        if let Some(policy) = self.ocr {
+            config.data.ocr = policy;
+        }
+        Ok(config)
     }
 }
 
@@ -89,7 +112,11 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let command = cli.command.unwrap_or_else(|| {
-        Command::Tui(ConfigArgs { config: "configs/demo.toml".into(), overrides: Vec::new() })
+        Command::Tui(ConfigArgs {
+            config: "configs/demo.toml".into(),
+            overrides: Vec::new(),
+            ocr: None,
+        })
     });
     runtime.block_on(async move {
         match command {
@@ -113,6 +140,7 @@ pub fn main() -> Result<()> {
                 .await
             }
             Command::Eval { run, data, images } => eval::run(&run, &data, images.as_deref()),
+            Command::Predict { run, images, json } => predict::run(&run, &images, json),
             Command::Cache(args) => cache::run(&args.load()?),
             Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed),
             Command::Watch { run } => crate::tui::run_watch(run).await,

@@ -12,7 +12,7 @@ use image::{DynamicImage, ImageReader};
 use super::Sample;
 
 /// Image extensions looked for, in order of preference when several files share an id.
-const EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageStatus {
@@ -96,6 +96,11 @@ pub fn resolve_images(dir: &Path, samples: &[Sample]) -> ImageReport {
     ImageReport { statuses }
 }
 
+/// Whether the file at `path` is an image that decodes (by content, not extension).
+pub fn check_image(path: &Path) -> ImageStatus {
+    status_of(std::slice::from_ref(&path.to_path_buf()))
+}
+
 /// Image files in `dir` grouped by file stem, each group in order of extension preference.
 fn candidates_by_id(dir: &Path) -> HashMap<String, Vec<PathBuf>> {
     let mut by_id: HashMap<String, Vec<(usize, PathBuf)>> = HashMap::new();
@@ -107,7 +112,7 @@ fn candidates_by_id(dir: &Path) -> HashMap<String, Vec<PathBuf>> {
             continue;
         };
         let ext = ext.to_string_lossy().to_lowercase();
-        if let Some(rank) = EXTENSIONS.iter().position(|&e| e == ext) {
+        if let Some(rank) = IMAGE_EXTENSIONS.iter().position(|&e| e == ext) {
             by_id.entry(stem.to_string_lossy().into_owned()).or_default().push((rank, path));
         }
     }

@@ -13,7 +13,7 @@ mod split;
 
 pub use error::{DataError, RecordRef};
 pub use folds::{fold_train_indices, stratified_folds};
-pub use images::{resolve_images, ImageReport, ImageStatus};
+pub use images::{check_image, resolve_images, ImageReport, ImageStatus, IMAGE_EXTENSIONS};
 pub use labels::{DatasetFormat, LabelSpace, AXIOM_LABELS, RESTORE_LABELS};
 pub use split::stratified_split;
 
@@ -90,7 +90,16 @@ pub struct Dataset {
 impl Dataset {
     /// Reads and validates a dataset file. Errors name the file, the record and the problem.
     pub fn load(path: impl Into<PathBuf>, format: DatasetFormat) -> Result<Self, DataError> {
-        reader::read_dataset(path.into(), format)
+        Ok(reader::read_dataset(path.into(), format, reader::TextField::Required)?.0)
+    }
+
+    /// Like [`Dataset::load`], but records may lack `ocr_text` (their text is to be read off
+    /// their images): those get an empty text, and their indices are returned with the set.
+    pub fn load_allowing_missing_text(
+        path: impl Into<PathBuf>,
+        format: DatasetFormat,
+    ) -> Result<(Self, Vec<usize>), DataError> {
+        reader::read_dataset(path.into(), format, reader::TextField::Optional)
     }
 
     /// The samples at `indices`, in that order.

@@ -9,8 +9,10 @@
 //!   meme datasets use them) and turned into their decimal text. An empty id is an error,
 //!   because the id names the image file.
 //! - `ocr_text` may be an empty string (45 RESTORE memes carry no text) or `null`; both give
-//!   an empty text. A missing `ocr_text` field is still an error: it usually means a
-//!   different file format, not a meme without text.
+//!   an empty text. A missing `ocr_text` field is an error: it usually means a different
+//!   file format, not a meme without text. Only when the text is to be read off the images
+//!   by OCR (`data.ocr` with an image folder) may it be absent; such records are listed so
+//!   that OCR fills exactly them.
 //! - Label names are matched ignoring case and surrounding/repeated whitespace, so
 //!   `" feeling  down"` is "Feeling Down". The real files spell every label exactly; this only
 //!   guards against hand-edited files. A name that matches no label is an error.
@@ -30,11 +32,25 @@ use serde_json::{Map, Value};
 use super::error::RecordRef;
 use super::{DataError, Dataset, DatasetFormat, LabelSpace, Reasoning, Sample};
 
-pub(super) fn read_dataset(path: PathBuf, format: DatasetFormat) -> Result<Dataset, DataError> {
+/// Whether records must carry an `ocr_text` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TextField {
+    Required,
+    /// Absent text reads as empty; the records without it are reported.
+    Optional,
+}
+
+/// The dataset in `path` and the indices of its records that have no `ocr_text` field
+/// (always empty with [`TextField::Required`]).
+pub(super) fn read_dataset(
+    path: PathBuf,
+    format: DatasetFormat,
+    text: TextField,
+) -> Result<(Dataset, Vec<usize>), DataError> {
     let bytes =
         std::fs::read(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
-    let samples = parse_records(&path, &bytes, format)?;
-    Ok(Dataset { source: path, format, space: format.label_space(), samples })
+    let (samples, without_text) = parse_records(&path, &bytes, format, text)?;
+    Ok((Dataset { source: path, format, space: format.label_space(), samples }, without_text))
 }
 
 /// Parses and validates the records of one file; `path` is only used in error messages.
@@ -42,7 +58,8 @@ fn parse_records(
     path: &Path,
     bytes: &[u8],
     format: DatasetFormat,
-) -> Result<Vec<Sample>, DataError> {
+    text: TextField,
+) -> Result<(Vec<Sample>, Vec<usize>), DataError> {
     let root: Value = serde_json::from_slice(bytes).map_err(|e| DataError::MalformedJson {
         path: path.to_path_buf(),
         line: e.line(),
@@ -56,11 +73,16 @@ fn parse_records(
         return Err(DataError::Empty { path: path.to_path_buf() });
     }
 
-    let reader = RecordReader { path, space: format.label_space(), field: format.label_field() };
+    let reader =
+        RecordReader { path, space: format.label_space(), field: format.label_field(), text };
     let mut first_index_of_id: HashMap<String, usize> = HashMap::with_capacity(records.len());
     let mut samples = Vec::with_capacity(records.len());
+    let mut without_text = Vec::new();
     for (index, record) in records.iter().enumerate() {
-        let sample = reader.sample(index, record)?;
+        let (sample, has_text) = reader.sample(index, record)?;
+        if !has_text {
+            without_text.push(index);
+        }
         if let Some(&first) = first_index_of_id.get(&sample.sample_id) {
             return Err(DataError::DuplicateId {
                 path: path.to_path_buf(),
@@ -72,7 +94,7 @@ fn parse_records(
         first_index_of_id.insert(sample.sample_id.clone(), index);
         samples.push(sample);
     }
-    Ok(samples)
+    Ok((samples, without_text))
 }
 
 /// serde_json's message without its trailing " at line L column C", which we print ourselves.
@@ -100,10 +122,12 @@ struct RecordReader<'a> {
     path: &'a Path,
     space: LabelSpace,
     field: &'static str,
+    text: TextField,
 }
 
 impl RecordReader<'_> {
-    fn sample(&self, index: usize, record: &Value) -> Result<Sample, DataError> {
+    /// The record's sample, and whether it has an `ocr_text` field.
+    fn sample(&self, index: usize, record: &Value) -> Result<(Sample, bool), DataError> {
         let Value::Object(fields) = record else {
             return Err(DataError::NotAnObject {
                 path: self.path.to_path_buf(),
@@ -113,10 +137,15 @@ impl RecordReader<'_> {
         };
         let sample_id = self.sample_id(index, fields)?;
         let at = RecordRef::Id { sample_id: sample_id.clone(), index };
-        let ocr_text = match self.required(&at, fields, "ocr_text")? {
-            Value::Null => String::new(),
-            Value::String(text) => text.clone(),
-            other => return Err(self.wrong_type(&at, "ocr_text", "a string or null", other)),
+        let text = match (fields.get("ocr_text"), self.text) {
+            (None, TextField::Optional) => None,
+            (None, TextField::Required) => Some(self.required(&at, fields, "ocr_text")?),
+            (Some(value), _) => Some(value),
+        };
+        let ocr_text = match text {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => return Err(self.wrong_type(&at, "ocr_text", "a string or null", other)),
         };
         let labels = self.labels(&at, self.required(&at, fields, self.field)?)?;
         let reasoning = Reasoning {
@@ -129,7 +158,7 @@ impl RecordReader<'_> {
             )?,
             mental_state: self.optional_text(&at, fields, "mental_state")?,
         };
-        Ok(Sample { sample_id, ocr_text, labels, reasoning })
+        Ok((Sample { sample_id, ocr_text, labels, reasoning }, text.is_some()))
     }
 
     fn sample_id(&self, index: usize, fields: &Map<String, Value>) -> Result<String, DataError> {
@@ -244,9 +273,12 @@ fn normalise(name: &str) -> String {
 mod tests {
     use super::*;
 
+    fn parse(json: &str, format: DatasetFormat) -> Vec<Sample> {
+        parse_records(Path::new("t.json"), json.as_bytes(), format, TextField::Required).unwrap().0
+    }
+
     fn labels_of(json: &str, format: DatasetFormat) -> Vec<usize> {
-        let samples = parse_records(Path::new("t.json"), json.as_bytes(), format).unwrap();
-        samples[0].labels.clone()
+        parse(json, format)[0].labels.clone()
     }
 
     #[test]
@@ -267,8 +299,7 @@ mod tests {
     fn integer_ids_and_null_text_are_accepted() {
         let json = r#"[{"sample_id":17,"ocr_text":null,"meme_anxiety_category":"Nervousness",
             "extra":{"ignored":true}}]"#;
-        let samples =
-            parse_records(Path::new("t.json"), json.as_bytes(), DatasetFormat::Axiom).unwrap();
+        let samples = parse(json, DatasetFormat::Axiom);
         assert_eq!(samples[0].sample_id, "17");
         assert_eq!(samples[0].ocr_text, "");
         assert_eq!(samples[0].labels, vec![0]);
@@ -278,11 +309,27 @@ mod tests {
     fn blank_reasoning_fields_count_as_absent() {
         let json = r#"[{"sample_id":"a","ocr_text":"x","meme_depressive_categories":["Self-Harm"],
             "cause_effect":"  ","mental_state":null,"figurative_understanding":"sad"}]"#;
-        let samples =
-            parse_records(Path::new("t.json"), json.as_bytes(), DatasetFormat::Restore).unwrap();
+        let samples = parse(json, DatasetFormat::Restore);
         let r = &samples[0].reasoning;
         assert_eq!((r.cause_effect.as_deref(), r.mental_state.as_deref()), (None, None));
         assert_eq!(r.figurative_understanding.as_deref(), Some("sad"));
         assert_eq!(r.figurative_reasoning, None);
+    }
+
+    #[test]
+    fn absent_text_is_listed_only_when_optional() {
+        let json = r#"[
+            {"sample_id":"a","ocr_text":"x","meme_anxiety_category":"Nervousness"},
+            {"sample_id":"b","meme_anxiety_category":"Nervousness"},
+            {"sample_id":"c","ocr_text":null,"meme_anxiety_category":"Nervousness"}]"#;
+        let path = Path::new("t.json");
+        let (samples, without_text) =
+            parse_records(path, json.as_bytes(), DatasetFormat::Axiom, TextField::Optional)
+                .unwrap();
+        assert_eq!(without_text, [1], "a null text is present (a meme without text)");
+        assert_eq!(samples[1].ocr_text, "");
+        let error = parse_records(path, json.as_bytes(), DatasetFormat::Axiom, TextField::Required)
+            .unwrap_err();
+        assert!(error.to_string().contains("record \"b\" (index 1) has no field `ocr_text`"));
     }
 }

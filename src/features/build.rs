@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
+use sha2::{Digest, Sha256};
 
 use super::{Features, LexicalFeatures};
-use crate::cache::{hash_file, CacheKey, CacheStatus, FeatureCache};
+use crate::cache::{CacheKey, CacheStatus, FeatureCache};
 use crate::config::Config;
-use crate::data::{resolve_images, Dataset, ImageStatus};
+use crate::data::{resolve_images, Dataset, ImageReport, ImageStatus, Sample};
 use crate::encoders::{resolve_model, TextEncoder, TextEncoderOptions, VisionEncoder};
 use crate::events::TrainEvent;
 
@@ -36,14 +37,49 @@ pub fn featurize(
     device: &Device,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<(Features, FeatureReport)> {
+    let images = images_dir.map(|dir| resolve_images(dir, &dataset.samples));
+    let input = FeatureInput {
+        name: dataset.source.display().to_string(),
+        samples: &dataset.samples,
+        images: images.as_ref(),
+    };
+    featurize_samples(config, &input, device, emit)
+}
+
+/// Samples to featurise: a dataset file's records, or unlabelled images to predict.
+pub struct FeatureInput<'a> {
+    /// Names the samples in messages: the dataset file, or e.g. "3 images".
+    pub name: String,
+    pub samples: &'a [Sample],
+    /// Each sample's image, in sample order; `None` when there is no image folder.
+    pub images: Option<&'a ImageReport>,
+}
+
+/// Features for every sample of `input`. Cached features are keyed by content (the texts the
+/// encoder sees; each image's path, size and modification time), never by where the samples
+/// came from: texts filled in by OCR, or ad-hoc images, are cached as correctly as a file.
+pub fn featurize_samples(
+    config: &Config,
+    input: &FeatureInput,
+    device: &Device,
+    emit: &mut dyn FnMut(TrainEvent),
+) -> Result<(Features, FeatureReport)> {
     let mut report = FeatureReport::default();
     let cache = FeatureCache::new(&config.paths.cache);
-    let dataset_hash = hash_file(&dataset.source)?;
-    let file_label = dataset.source.display().to_string();
+    let name = &input.name;
+    if let Some(images) = input.images {
+        if images.statuses.len() != input.samples.len() {
+            bail!(
+                "{name}: the image report covers {} samples but there are {}",
+                images.statuses.len(),
+                input.samples.len()
+            );
+        }
+    }
 
     let text = if config.ablation.ocr || config.ablation.figurative {
-        let (tensor, status) = text_features(config, dataset, &dataset_hash, &cache, device, emit)?;
-        emit(stage("text features", format!("{file_label}: {}", status.describe())));
+        let (tensor, status) = text_features(config, input.samples, &cache, device, emit)?;
+        emit(stage("text features", format!("{name}: {}", status.describe())));
         report.text_cache = Some(status);
         Some(tensor)
     } else {
@@ -52,7 +88,7 @@ pub fn featurize(
 
     // Cheap to compute (no encoder), so it is not cached.
     let lexical = config.ablation.lexical.then(|| {
-        let texts: Vec<String> = dataset
+        let texts: Vec<String> = input
             .samples
             .iter()
             .map(|s| s.model_text(config.ablation.ocr, config.ablation.figurative))
@@ -60,8 +96,7 @@ pub fn featurize(
         LexicalFeatures::of_texts(&texts, config.model.lexical_buckets)
     });
 
-    let resolved = images_dir.map(|dir| resolve_images(dir, &dataset.samples));
-    let image_paths: Vec<Option<PathBuf>> = match &resolved {
+    let image_paths: Vec<Option<PathBuf>> = match input.images {
         Some(images) => images
             .statuses
             .iter()
@@ -70,9 +105,9 @@ pub fn featurize(
                 _ => None,
             })
             .collect(),
-        None => vec![None; dataset.len()],
+        None => vec![None; input.samples.len()],
     };
-    let image = match (image_source(config), &resolved) {
+    let image = match (image_source(config), input.images) {
         (Err(reason), _) => {
             emit(stage("images", reason.clone()));
             report.text_only_reason = Some(reason);
@@ -87,14 +122,13 @@ pub fn featurize(
         (Ok(model), Some(images)) => {
             report.masked_images = images.masked();
             let summary = images.summary();
-            emit(stage("images", format!("{file_label}: {summary}")));
+            emit(stage("images", format!("{name}: {summary}")));
             report.image_summary = Some(summary);
-            let key = image_key(config, model, &dataset_hash, &images.statuses)?;
-            let cache_rows = dataset.len();
-            let (tensor, status) = cache.get_or_compute(&key, cache_rows, || {
+            let key = image_key(config, model, &images.statuses)?;
+            let (tensor, status) = cache.get_or_compute(&key, input.samples.len(), || {
                 encode_images(config, model, images, device, emit)
             })?;
-            emit(stage("image features", format!("{file_label}: {}", status.describe())));
+            emit(stage("image features", format!("{name}: {}", status.describe())));
             report.image_cache = Some(status);
             Some(tensor)
         }
@@ -126,22 +160,20 @@ fn image_source(config: &Config) -> std::result::Result<&str, String> {
 
 fn text_features(
     config: &Config,
-    dataset: &Dataset,
-    dataset_hash: &str,
+    samples: &[Sample],
     cache: &FeatureCache,
     device: &Device,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<(Tensor, CacheStatus)> {
     let settings = &config.text_encoder;
     let files = resolve_model(&settings.model, true)?;
-    let texts: Vec<String> = dataset
-        .samples
+    let texts: Vec<String> = samples
         .iter()
         .map(|s| s.model_text(config.ablation.ocr, config.ablation.figurative))
         .collect();
     let key = CacheKey::new("text")
         .with("model", files.fingerprint()?)
-        .with("dataset_sha256", dataset_hash)
+        .with("texts_sha256", texts_digest(&texts))
         .with("text_fields", text_fields(config))
         .with("max_length", settings.max_length)
         .with("layers", settings.layers)
@@ -182,15 +214,21 @@ fn text_fields(config: &Config) -> &'static str {
     }
 }
 
-/// Images change without the dataset file changing, so the key covers each image's
-/// path, size and modification time.
-fn image_key(
-    config: &Config,
-    model: &str,
-    dataset_hash: &str,
-    statuses: &[ImageStatus],
-) -> Result<CacheKey> {
-    use sha2::{Digest, Sha256};
+/// The sha256 of the texts in order, each prefixed by its length so that no two different
+/// lists of texts hash alike.
+fn texts_digest(texts: &[String]) -> String {
+    let mut hasher = Sha256::new();
+    for text in texts {
+        hasher.update((text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Images change without any dataset file changing, so the key covers each row's image
+/// path, size and modification time (hashing every image's bytes on each run would cost
+/// seconds on a real dataset; a rewritten image gets a new modification time).
+fn image_key(config: &Config, model: &str, statuses: &[ImageStatus]) -> Result<CacheKey> {
     let files = resolve_model(model, false)?;
     let mut hasher = Sha256::new();
     for status in statuses {
@@ -208,7 +246,6 @@ fn image_key(
     let images_digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(CacheKey::new("image")
         .with("model", files.fingerprint()?)
-        .with("dataset_sha256", dataset_hash)
         .with("images", images_digest)
         .with("layers", config.vision_encoder.layers)
         .with("preprocess", "clip-224-bicubic-centercrop-v1"))
@@ -217,7 +254,7 @@ fn image_key(
 fn encode_images(
     config: &Config,
     model: &str,
-    images: &crate::data::ImageReport,
+    images: &ImageReport,
     device: &Device,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<Tensor> {

@@ -6,7 +6,7 @@
 mod build;
 mod lexical;
 
-pub use build::{featurize, FeatureReport};
+pub use build::{featurize, featurize_samples, FeatureInput, FeatureReport};
 pub use lexical::{hashed_ngrams, LexicalFeatures};
 
 use std::path::PathBuf;

@@ -18,6 +18,8 @@ mod moe;
 mod projection;
 pub mod seeded_init;
 
+use std::collections::HashMap;
+
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};
 
@@ -33,6 +35,10 @@ use moe::{load_balance_loss, MixtureOfExperts};
 use projection::LayerProjection;
 pub use seeded_init::SeededVarMap;
 
+/// Where each modality's projection keeps its weights (a checkpoint's tensor name prefixes).
+const TEXT_PROJECTION: &str = "text_projection";
+const IMAGE_PROJECTION: &str = "image_projection";
+
 /// Shapes of the cached features the model consumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeatureDims {
@@ -40,6 +46,17 @@ pub struct FeatureDims {
     pub text: Option<(usize, usize)>,
     /// Exposed image layers and their width; `None` when the run is text-only.
     pub image: Option<(usize, usize)>,
+}
+
+impl FeatureDims {
+    /// The feature shapes a saved model was built for, read off its projection weights,
+    /// so that a checkpoint can be rebuilt before (and checked against) any features.
+    pub fn of_weights(weights: &HashMap<String, Tensor>) -> Result<FeatureDims> {
+        Ok(FeatureDims {
+            text: projection::input_shape(weights, TEXT_PROJECTION)?,
+            image: projection::input_shape(weights, IMAGE_PROJECTION)?,
+        })
+    }
 }
 
 /// One mini-batch of cached features.
@@ -53,7 +70,8 @@ pub struct Batch {
     /// `(batch, buckets)` hashed word n-gram features; needed when the lexical expert is on.
     pub lexical: Option<Tensor>,
     /// Single-label: `(batch,)` u32 class ids. Multi-label: `(batch, labels)` f32 0/1.
-    pub targets: Tensor,
+    /// `None` for unlabelled samples (prediction): `forward` works, `loss` refuses.
+    pub targets: Option<Tensor>,
 }
 
 pub struct ModelOutput {
@@ -142,8 +160,8 @@ impl FusionModel {
                 })
                 .transpose()
         };
-        let text_projection = project(dims.text, "text_projection")?;
-        let image_projection = project(dims.image, "image_projection")?;
+        let text_projection = project(dims.text, TEXT_PROJECTION)?;
+        let image_projection = project(dims.image, IMAGE_PROJECTION)?;
         let fusion = match (dims.text, dims.image, ablation.cross_attention) {
             (Some(_), Some(_), true) => Some(Fusion::cross_attention(
                 width,
@@ -280,7 +298,10 @@ impl FusionModel {
     /// contrastive pair is active, `classification + λ · load_balance` otherwise.
     /// The components are the unweighted terms.
     pub fn loss(&self, output: &ModelOutput, batch: &Batch) -> Result<LossParts> {
-        let targets = batch.targets.to_device(output.logits.device())?;
+        let Some(targets) = &batch.targets else {
+            candle_core::bail!("the loss needs labelled samples, but this batch has no targets");
+        };
+        let targets = targets.to_device(output.logits.device())?;
         let classification = if self.objective.multi_label {
             loss::bce_with_logits(&output.logits, &targets)?
         } else {

@@ -4,10 +4,31 @@
 //! lexical, upper ones more semantic), so each layer gets its own linear map; a shared
 //! layer norm then puts text and image tokens on the same scale before they meet.
 
+use std::collections::HashMap;
+
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 
 use super::layers::{Dropout, LayerNorm};
+
+/// `(layers, input width)` of the projection saved under `prefix` in `weights`, or `None`
+/// when the checkpoint has no such projection (that modality was not used).
+pub fn input_shape(
+    weights: &HashMap<String, Tensor>,
+    prefix: &str,
+) -> Result<Option<(usize, usize)>> {
+    let weight = |layer: usize| weights.get(&format!("{prefix}.{}.weight", layer_name(layer)));
+    let Some(first) = weight(0) else {
+        return Ok(None);
+    };
+    let (_, width) = first.dims2()?;
+    let layers = (0..).take_while(|&layer| weight(layer).is_some()).count();
+    Ok(Some((layers, width)))
+}
+
+fn layer_name(layer: usize) -> String {
+    format!("layer{layer}")
+}
 
 #[derive(Debug, Clone)]
 pub struct LayerProjection {
@@ -29,7 +50,7 @@ impl LayerProjection {
             candle_core::bail!("a projected modality needs at least one layer of width > 0");
         }
         let per_layer = (0..layers)
-            .map(|layer| linear(input_dim, fusion_dim, vb.pp(format!("layer{layer}"))))
+            .map(|layer| linear(input_dim, fusion_dim, vb.pp(layer_name(layer))))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { per_layer, norm: LayerNorm::new(fusion_dim, vb.pp("norm"))?, dropout, input_dim })
     }

@@ -8,17 +8,29 @@ use serde::{Deserialize, Serialize};
 use super::{OcrCache, OcrEngine};
 use crate::data::{ImageReport, ImageStatus, Sample};
 
-/// When samples get their text from OCR (`--ocr`).
+/// When training samples get their text from OCR (`data.ocr`, `--ocr`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum OcrPolicy {
-    /// Keep the dataset's text as it is.
+    /// Keep the dataset's text as it is; a record without `ocr_text` is an error.
     Never,
-    /// OCR only the samples whose `ocr_text` is empty.
+    /// OCR only the records that have no `ocr_text` field. An empty or `null` text is kept:
+    /// it is how the datasets mark a meme without text.
     #[default]
     Missing,
     /// Replace every sample's text with OCR of its image.
     Always,
+}
+
+impl OcrPolicy {
+    /// The samples (of `samples`) to OCR, given the ones whose record has no text.
+    pub fn select(self, samples: usize, without_text: &[usize]) -> Vec<usize> {
+        match self {
+            OcrPolicy::Never => Vec::new(),
+            OcrPolicy::Missing => without_text.to_vec(),
+            OcrPolicy::Always => (0..samples).collect(),
+        }
+    }
 }
 
 /// What [`fill_ocr_text`] did.
@@ -45,14 +57,14 @@ pub struct OcrFailure {
 /// thousands of images keeps most of its work.
 const SAVE_EVERY: usize = 32;
 
-/// Sets `ocr_text` from OCR of each sample's image, as `policy` asks. `images` is the
-/// dataset's image report, in sample order. A failure on one image is recorded in the
-/// report and the run goes on; only cache I/O and mismatched inputs are errors.
-/// `progress(done, total)` is called after each sample that needed OCR.
+/// Sets `ocr_text` of the samples at `wanted` from OCR of their images (see
+/// [`OcrPolicy::select`]). `images` is the dataset's image report, in sample order. A failure
+/// on one image is recorded in the report and the run goes on; only cache I/O and
+/// mismatched inputs are errors. `progress(done, total)` is called after each wanted sample.
 pub fn fill_ocr_text(
     samples: &mut [Sample],
     images: &ImageReport,
-    policy: OcrPolicy,
+    wanted: &[usize],
     engine: &dyn OcrEngine,
     cache: &mut OcrCache,
     progress: &mut dyn FnMut(usize, usize),
@@ -64,13 +76,9 @@ pub fn fill_ocr_text(
             samples.len()
         );
     }
-    let wanted: Vec<usize> = (0..samples.len())
-        .filter(|&i| match policy {
-            OcrPolicy::Never => false,
-            OcrPolicy::Missing => samples[i].ocr_text.trim().is_empty(),
-            OcrPolicy::Always => true,
-        })
-        .collect();
+    if let Some(&outside) = wanted.iter().find(|&&i| i >= samples.len()) {
+        bail!("sample {outside} was asked for, but there are {} samples", samples.len());
+    }
     let mut report = OcrFillReport::default();
     for (done, &i) in wanted.iter().enumerate() {
         let sample = &mut samples[i];
@@ -137,33 +145,34 @@ mod tests {
         }
     }
 
-    /// Four samples: two with text, one with an unreadable image, one with no image.
-    fn fixture(dir: &Path) -> (Vec<Sample>, ImageReport) {
+    /// Five samples: "a" has text; "b", "c" and "d" had no `ocr_text` field ("c"'s image is
+    /// unreadable, "d" has none); "e" has an empty text (a meme without text) and an image.
+    fn fixture(dir: &Path) -> (Vec<Sample>, ImageReport, Vec<usize>) {
         let write = |name: &str, text: &str| {
             let path = dir.join(name);
             std::fs::write(&path, text).unwrap();
             ImageStatus::Found(path)
         };
-        let samples = vec![
-            sample("a", "dataset text a"),
-            sample("b", "  "),
-            sample("c", ""),
-            sample("d", ""),
+        let samples = ["dataset text a", "", "", "", ""];
+        let samples = ["a", "b", "c", "d", "e"].iter().zip(samples).map(|(id, t)| sample(id, t));
+        let statuses = vec![
+            write("a.png", "ocr a"),
+            write("b.png", "ocr b"),
+            write("c.png", "!"),
+            ImageStatus::Missing,
+            write("e.png", "ocr e"),
         ];
-        let statuses =
-            vec![write("a.png", "ocr a"), write("b.png", "ocr b"), write("c.png", "!"), {
-                ImageStatus::Missing
-            }];
-        (samples, ImageReport { statuses })
+        (samples.collect(), ImageReport { statuses }, vec![1, 2, 3])
     }
 
     fn run(policy: OcrPolicy, dir: &Path) -> (Vec<Sample>, OcrFillReport, Vec<(usize, usize)>) {
-        let (mut samples, images) = fixture(dir);
+        let (mut samples, images, without_text) = fixture(dir);
+        let wanted = policy.select(samples.len(), &without_text);
         let engine = TextFileEngine { calls: AtomicUsize::new(0) };
         let mut cache = OcrCache::open(&dir.join("cache"), engine.name()).unwrap();
         let mut ticks = Vec::new();
         let report =
-            fill_ocr_text(&mut samples, &images, policy, &engine, &mut cache, &mut |d, t| {
+            fill_ocr_text(&mut samples, &images, &wanted, &engine, &mut cache, &mut |d, t| {
                 ticks.push((d, t))
             })
             .unwrap();
@@ -175,10 +184,10 @@ mod tests {
     }
 
     #[test]
-    fn missing_policy_fills_only_empty_texts() {
+    fn missing_policy_fills_only_records_without_text() {
         let dir = tempfile::tempdir().unwrap();
         let (samples, report, ticks) = run(OcrPolicy::Missing, dir.path());
-        assert_eq!(texts(&samples), ["dataset text a", "ocr b", "", ""]);
+        assert_eq!(texts(&samples), ["dataset text a", "ocr b", "", "", ""]);
         assert_eq!((report.recognized, report.from_cache, report.without_image), (1, 0, 1));
         assert_eq!(report.failures.len(), 1);
         assert_eq!(report.failures[0].sample_id, "c");
@@ -190,19 +199,19 @@ mod tests {
     fn always_policy_replaces_every_text_and_reuses_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let (samples, report, _) = run(OcrPolicy::Always, dir.path());
-        assert_eq!(texts(&samples), ["ocr a", "ocr b", "", ""]);
-        assert_eq!((report.recognized, report.from_cache), (2, 0));
+        assert_eq!(texts(&samples), ["ocr a", "ocr b", "", "", "ocr e"]);
+        assert_eq!((report.recognized, report.from_cache), (3, 0));
         // A second run (new process, same cache folder) reads nothing again.
         let (samples, report, _) = run(OcrPolicy::Always, dir.path());
-        assert_eq!(texts(&samples), ["ocr a", "ocr b", "", ""]);
-        assert_eq!((report.recognized, report.from_cache), (0, 2));
+        assert_eq!(texts(&samples), ["ocr a", "ocr b", "", "", "ocr e"]);
+        assert_eq!((report.recognized, report.from_cache), (0, 3));
     }
 
     #[test]
     fn never_policy_leaves_the_dataset_alone() {
         let dir = tempfile::tempdir().unwrap();
         let (samples, report, ticks) = run(OcrPolicy::Never, dir.path());
-        assert_eq!(texts(&samples), ["dataset text a", "  ", "", ""]);
+        assert_eq!(texts(&samples), ["dataset text a", "", "", "", ""]);
         assert_eq!(report, OcrFillReport::default());
         assert!(ticks.is_empty());
     }
@@ -210,20 +219,14 @@ mod tests {
     #[test]
     fn a_report_for_other_samples_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut samples, mut images) = fixture(dir.path());
+        let (mut samples, mut images, _) = fixture(dir.path());
         images.statuses.pop();
         let engine = TextFileEngine { calls: AtomicUsize::new(0) };
         let mut cache = OcrCache::open(dir.path(), engine.name()).unwrap();
-        let error = fill_ocr_text(
-            &mut samples,
-            &images,
-            OcrPolicy::Always,
-            &engine,
-            &mut cache,
-            &mut |_, _| {},
-        )
-        .unwrap_err();
-        assert!(error.to_string().contains("covers 3 samples but the dataset has 4"), "{error}");
+        let error =
+            fill_ocr_text(&mut samples, &images, &[0, 1], &engine, &mut cache, &mut |_, _| {})
+                .unwrap_err();
+        assert!(error.to_string().contains("covers 4 samples but the dataset has 5"), "{error}");
         assert_eq!(engine.calls.load(Ordering::SeqCst), 0);
     }
 }

@@ -43,13 +43,20 @@ impl Targets {
     }
 }
 
-/// The model's view of the samples at `indices`.
+/// The model's view of the samples at `indices`, with their targets.
 pub fn batch(
     features: &Features,
     targets: &Targets,
     indices: &[usize],
     device: &Device,
 ) -> Result<Batch> {
+    let mut batch = inputs(features, indices, device)?;
+    batch.targets = Some(targets.tensor(indices, device)?);
+    Ok(batch)
+}
+
+/// The model's view of the samples at `indices`, without targets (unlabelled samples).
+pub fn inputs(features: &Features, indices: &[usize], device: &Device) -> Result<Batch> {
     let rows = features.select(indices)?;
     let image_mask = match &rows.image {
         Some(_) => {
@@ -64,7 +71,7 @@ pub fn batch(
         image: rows.image.map(|t| t.to_device(device)).transpose()?,
         lexical: features.lexical.as_ref().map(|l| l.dense(indices, device)).transpose()?,
         image_mask,
-        targets: targets.tensor(indices, device)?,
+        targets: None,
     })
 }
 

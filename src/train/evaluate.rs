@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use candle_core::Device;
 
-use super::batches::{batch, Targets};
+use super::batches::{batch, inputs, Targets};
 use crate::data::{LabelSpace, Sample};
 use crate::events::{GateUsage, Misclassified};
 use crate::features::Features;
@@ -46,6 +46,23 @@ pub fn predict(
         }
     }
     Ok(Predictions { probabilities, gates, loss: loss_sum / features.len().max(1) as f32 })
+}
+
+/// The model's per-label probabilities for every sample, in order, without needing labels.
+pub fn probabilities(
+    model: &FusionModel,
+    features: &Features,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
+    let mut probabilities = Vec::with_capacity(features.len());
+    let indices: Vec<usize> = (0..features.len()).collect();
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let output = model.forward(&inputs(features, chunk, device)?, false)?;
+        let probs = model.probabilities(&output.logits)?;
+        probabilities.extend(probs.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
+    }
+    Ok(probabilities)
 }
 
 /// Label decisions: argmax for single-label, per-class thresholds (0.5 default) for multi-label.

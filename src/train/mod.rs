@@ -5,20 +5,24 @@ mod batches;
 mod cv;
 mod device;
 mod evaluate;
+mod load;
 mod prepare;
 mod report;
 mod run_dir;
 mod schedule;
+mod trained;
 mod trainer;
 
 pub use batches::Targets;
 pub use cv::{cross_validate, CvSummary, FoldResult};
 pub use device::{describe as describe_device, select_device};
-pub use evaluate::{decide, predict, score, Predictions};
+pub use evaluate::{decide, predict, probabilities, score, Predictions};
+pub use load::{load_data, ocr_cache_dir, LoadedData};
 pub use prepare::{load_train, prepare, prepare_eval, Loaded, Prepared, Split};
 pub use report::{Report, TrainState};
 pub use run_dir::{read_json, write_json, RunDir};
-pub use trainer::{build_model, Trainer};
+pub use trained::{load_trained_run, TrainedRun};
+pub use trainer::{build_model, build_model_for, Trainer};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,10 +5,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use candle_core::Device;
 
+use super::load::load_data;
 use crate::config::Config;
 use crate::data::{stratified_split, Dataset};
 use crate::events::TrainEvent;
-use crate::features::{featurize, FeatureReport, Features};
+use crate::features::{featurize_samples, FeatureReport, Features};
 
 /// One side of the split: its samples and their features.
 pub struct Split {
@@ -31,16 +32,15 @@ pub fn prepare(
     let full = load_train(config, device, emit)?;
     match &data.validation {
         Some(path) => {
-            let images_dir = data.images.as_deref();
-            let validation = Dataset::load(path, data.format)?;
+            let validation = load_data(config, path, data.images.as_deref(), emit)?;
             let (val_features, val_report) =
-                featurize(config, &validation, images_dir, device, emit)?;
+                featurize_samples(config, &validation.feature_input(), device, emit)?;
             let report = FeatureReport {
                 masked_images: full.report.masked_images + val_report.masked_images,
                 ..full.report.clone()
             };
             let train = Split { dataset: full.dataset, features: full.features };
-            let validation = Split { dataset: validation, features: val_features };
+            let validation = Split { dataset: validation.dataset, features: val_features };
             Ok(Prepared { train, validation, report })
         }
         None => {
@@ -89,16 +89,16 @@ pub fn load_train(
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<Loaded> {
     let data = &config.data;
-    let dataset = Dataset::load(&data.train, data.format)?;
+    let loaded = load_data(config, &data.train, data.images.as_deref(), emit)?;
     emit(TrainEvent::Stage {
         name: "data".into(),
-        detail: format!("{} samples from {}", dataset.len(), data.train.display()),
+        detail: format!("{} samples from {}", loaded.dataset.len(), data.train.display()),
     });
-    let (features, report) = featurize(config, &dataset, data.images.as_deref(), device, emit)?;
-    Ok(Loaded { dataset, features, report })
+    let (features, report) = featurize_samples(config, &loaded.feature_input(), device, emit)?;
+    Ok(Loaded { dataset: loaded.dataset, features, report })
 }
 
-/// Loads a labelled file for evaluation with a run's configuration.
+/// Loads a labelled file for evaluation with a run's configuration (OCR included).
 pub fn prepare_eval(
     config: &Config,
     path: &Path,
@@ -106,8 +106,8 @@ pub fn prepare_eval(
     device: &Device,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<Split> {
-    let dataset = Dataset::load(path, config.data.format)
+    let data = load_data(config, path, images_dir, emit)
         .with_context(|| format!("loading evaluation data {}", path.display()))?;
-    let (features, _) = featurize(config, &dataset, images_dir, device, emit)?;
-    Ok(Split { dataset, features })
+    let (features, _) = featurize_samples(config, &data.feature_input(), device, emit)?;
+    Ok(Split { dataset: data.dataset, features })
 }

@@ -20,12 +20,23 @@ use super::StopFlag;
 use crate::config::Config;
 use crate::events::{EpochRecord, RunSummary, StepRecord, TrainEvent};
 use crate::metrics::{best_thresholds, Metrics};
-use crate::model::{seeded_var_builder, FusionModel};
+use crate::model::{seeded_var_builder, FeatureDims, FusionModel};
 
 /// Builds the fusion model for `prepared` features, with seeded initial weights.
 pub fn build_model(
     config: &Config,
     features: &crate::features::Features,
+    num_labels: usize,
+    multi_label: bool,
+    device: &Device,
+) -> Result<(FusionModel, VarMap)> {
+    build_model_for(config, features.dims()?, num_labels, multi_label, device)
+}
+
+/// Builds the fusion model for features of shape `dims`, with seeded initial weights.
+pub fn build_model_for(
+    config: &Config,
+    dims: FeatureDims,
     num_labels: usize,
     multi_label: bool,
     device: &Device,
@@ -36,7 +47,7 @@ pub fn build_model(
         vb,
         &config.model,
         &config.ablation,
-        features.dims()?,
+        dims,
         num_labels,
         multi_label,
         config.train.seed,
