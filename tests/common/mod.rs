@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
+use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use memescope::data::{AXIOM_LABELS, RESTORE_LABELS};
@@ -83,52 +84,57 @@ fn write_image(path: &Path, rng: &mut impl Rng, class: usize) {
     image.save(path).unwrap();
 }
 
-/// `per_class` AxiOM-format samples of each class, with a PNG per sample.
-pub fn axiom(dir: &Path, per_class: usize, seed: u64) -> Synthetic {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+/// `per_class` samples of each of `classes` classes, each with a PNG of its class's colour;
+/// `record(rng, class, id)` writes the JSON record in the dataset's format.
+fn generate(
+    dir: &Path,
+    classes: usize,
+    per_class: usize,
+    seed: u64,
+    mut record: impl FnMut(&mut StdRng, usize, String) -> serde_json::Value,
+) -> Synthetic {
+    let mut rng = StdRng::seed_from_u64(seed);
     let images = dir.join("images");
     std::fs::create_dir_all(&images).unwrap();
     let mut records = Vec::new();
-    for class in 0..AXIOM_LABELS.len() {
+    for class in 0..classes {
         for i in 0..per_class {
-            let id = format!("ax{class}_{i}");
+            let id = format!("s{class}_{i}");
             write_image(&images.join(format!("{id}.png")), &mut rng, class);
-            records.push(serde_json::json!({
-                "sample_id": id,
-                "ocr_text": caption(&mut rng, class),
-                "meme_anxiety_category": AXIOM_LABELS[class],
-            }));
+            records.push(record(&mut rng, class, id));
         }
     }
     write_split(dir, images, records)
 }
 
+/// `per_class` AxiOM-format samples of each class, with a PNG per sample.
+pub fn axiom(dir: &Path, per_class: usize, seed: u64) -> Synthetic {
+    generate(dir, AXIOM_LABELS.len(), per_class, seed, |rng, class, id| {
+        serde_json::json!({
+            "sample_id": id,
+            "ocr_text": caption(rng, class),
+            "meme_anxiety_category": AXIOM_LABELS[class],
+        })
+    })
+}
+
 /// RESTORE-format samples with one or two labels each (the second one drawn at random).
 pub fn restore(dir: &Path, per_class: usize, seed: u64) -> Synthetic {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let images = dir.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    let mut records = Vec::new();
-    for class in 0..RESTORE_LABELS.len() {
-        for i in 0..per_class {
-            let id = format!("re{class}_{i}");
-            write_image(&images.join(format!("{id}.png")), &mut rng, class);
-            let mut labels = vec![RESTORE_LABELS[class]];
-            let mut text = caption(&mut rng, class);
-            if rng.random_bool(0.3) {
-                let other = (class + 1 + rng.random_range(0..RESTORE_LABELS.len() - 1))
-                    % RESTORE_LABELS.len();
-                labels.push(RESTORE_LABELS[other]);
-                text = format!("{text} {}", caption(&mut rng, other));
-            }
-            records.push(serde_json::json!({
-                "sample_id": id,
-                "ocr_text": text,
-                "meme_depressive_categories": labels,
-            }));
+    let n = RESTORE_LABELS.len();
+    generate(dir, n, per_class, seed, |rng, class, id| {
+        let mut labels = vec![RESTORE_LABELS[class]];
+        let mut text = caption(rng, class);
+        if rng.random_bool(0.3) {
+            let other = (class + 1 + rng.random_range(0..n - 1)) % n;
+            labels.push(RESTORE_LABELS[other]);
+            text = format!("{text} {}", caption(rng, other));
         }
-    }
-    write_split(dir, images, records)
+        serde_json::json!({
+            "sample_id": id,
+            "ocr_text": text,
+            "meme_depressive_categories": labels,
+        })
+    })
 }
 
 /// Tiny random BERT and CLIP checkpoints under `dir`, through the same writers as the
