@@ -81,6 +81,11 @@ pub struct TextEncoderConfig {
     /// Sentences per encoder batch.
     #[serde(default = "defaults::encode_batch")]
     pub batch_size: usize,
+    /// How many of the encoder's top layers to fine-tune (0: the encoder stays frozen).
+    /// They start from the pretrained weights and run on cached activations of the layer
+    /// below them, so only they are recomputed at each step.
+    #[serde(default)]
+    pub finetune_layers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -266,6 +271,10 @@ pub struct TrainConfig {
     pub batch_size: usize,
     #[serde(default = "defaults::lr")]
     pub lr: f64,
+    /// Learning rate of the fine-tuned text-encoder layers (`text_encoder.finetune_layers`),
+    /// following the same warmup/decay schedule as `lr`.
+    #[serde(default = "defaults::encoder_lr")]
+    pub encoder_lr: f64,
     #[serde(default = "defaults::weight_decay")]
     pub weight_decay: f64,
     /// Fraction of all steps spent warming up the learning rate.
@@ -371,6 +380,9 @@ mod defaults {
     pub fn lr() -> f64 {
         1e-3
     }
+    pub fn encoder_lr() -> f64 {
+        5e-5
+    }
     pub fn weight_decay() -> f64 {
         0.01
     }
@@ -466,6 +478,17 @@ impl Config {
         if self.model.experts == 0 || self.train.batch_size == 0 || self.text_encoder.layers == 0 {
             bail!("model.experts, train.batch_size and text_encoder.layers must be at least 1");
         }
+        let finetune = self.text_encoder.finetune_layers;
+        if finetune > 0 && self.text_encoder.layers > finetune + 1 {
+            bail!(
+                "text_encoder.layers = {} exposes more hidden states than fine-tuning {finetune} \
+                 layers produces ({}: the input of the lowest fine-tuned layer and each fine-tuned \
+                 layer's output); lower text_encoder.layers or raise \
+                 text_encoder.finetune_layers",
+                self.text_encoder.layers,
+                finetune + 1
+            );
+        }
         if self.ablation.lexical && self.model.lexical_buckets == 0 {
             bail!("model.lexical_buckets must be at least 1 when ablation.lexical is on");
         }
@@ -550,6 +573,18 @@ model = "models/all-MiniLM-L6-v2"
     fn resolved_config_round_trips() {
         let config = Config::from_toml_str(MINIMAL).unwrap();
         assert_eq!(Config::from_toml_str(&config.to_toml_string()).unwrap(), config);
+    }
+
+    #[test]
+    fn finetuning_defaults_off_and_rejects_more_layers_than_it_produces() {
+        let config = Config::from_toml_str(MINIMAL).unwrap();
+        assert_eq!(config.text_encoder.finetune_layers, 0);
+        assert_eq!(config.train.encoder_lr, 5e-5);
+        let ok = format!("{MINIMAL}finetune_layers = 2\n");
+        assert_eq!(Config::from_toml_str(&ok).unwrap().text_encoder.finetune_layers, 2);
+        let too_few = format!("{MINIMAL}finetune_layers = 1\n");
+        let err = format!("{:#}", Config::from_toml_str(&too_few).unwrap_err());
+        assert!(err.contains("text_encoder.layers = 3") && err.contains("(2:"), "{err}");
     }
 
     #[test]

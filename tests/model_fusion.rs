@@ -153,6 +153,7 @@ impl Samples {
         };
         Batch {
             text: Some(text.unwrap()),
+            text_tokens: None,
             image: Some(image.unwrap()),
             image_mask: Some(mask.unwrap()),
             lexical: None,
@@ -225,6 +226,55 @@ fn every_variable_gets_a_gradient_in_the_full_model() {
     assert_every_variable_learns("full, multi-label", Ablation::default(), both_streams(), true);
 }
 
+/// A model whose text stream comes from the top layers of a tiny random BERT, fine-tuned
+/// from token states: every variable, each of those layers' included, must get a gradient
+/// (a fused, backward-less op in the encoder layers would leave them all without one).
+#[test]
+fn every_variable_gets_a_gradient_with_fine_tuned_text_layers() {
+    use memescope::config::Pooling;
+    use memescope::model::{TextTop, TokenBatch};
+    use memescope::testing::{write_tiny_bert, TINY_HIDDEN, TINY_LAYERS};
+
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_bert(dir.path()).unwrap();
+    let files = memescope::encoders::resolve_model(dir.path().to_str().unwrap(), true).unwrap();
+    // (fine-tuned layers, exposed states): all layers with the input exposed, or the top one.
+    for (finetune, exposed) in [(TINY_LAYERS, TINY_LAYERS + 1), (1, 2)] {
+        let dims = FeatureDims { text: Some((exposed, TINY_HIDDEN)), image: Some(IMAGE) };
+        let (varmap, model) = build(&Ablation::default(), dims, 6, false, 5);
+        let top =
+            TextTop::pretrained(&files, finetune, exposed, Pooling::Mean, &varmap, &Device::Cpu)
+                .unwrap();
+        let model = model.with_text_top(top).unwrap();
+        let top_vars =
+            varmap.data().lock().unwrap().keys().filter(|n| n.starts_with("text_top.")).count();
+        assert_eq!(top_vars, 16 * finetune, "8 weight/bias pairs per fine-tuned layer");
+
+        let data = Synthetic::new(6, 1).samples(12, false, 2);
+        let mut batch = without_text(data.batch(0..12, 6, false));
+        let mut rng = StdRng::seed_from_u64(3);
+        let seq = 7;
+        let lengths: Vec<usize> = (0..12).map(|i| 3 + i % 5).collect();
+        let mask: Vec<u32> =
+            lengths.iter().flat_map(|&len| (0..seq).map(move |t| u32::from(t < len))).collect();
+        batch.text_tokens = Some(TokenBatch {
+            states: Tensor::from_vec(
+                gaussians(&mut rng, 12 * seq * TINY_HIDDEN),
+                (12, seq, TINY_HIDDEN),
+                &Device::Cpu,
+            )
+            .unwrap(),
+            mask: Tensor::from_vec(mask, (12, seq), &Device::Cpu).unwrap(),
+        });
+        let missing = variables_without_gradient(&varmap, &model, &batch);
+        assert!(missing.is_empty(), "fine-tuning {finetune}: no gradient for {missing:?}");
+
+        // Without token states the model cannot make its text stream.
+        let err = model.forward(&without_text(data.batch(0..12, 6, false)), false);
+        assert!(err.is_err_and(|e| e.to_string().contains("token states")));
+    }
+}
+
 #[test]
 fn every_variable_gets_a_gradient_under_ablations() {
     let off = |switch: &str| {
@@ -279,6 +329,7 @@ fn missing_images_cannot_change_their_samples_predictions() {
     let altered = Batch {
         image: Some(Tensor::from_vec(other, (16, IMAGE.0, IMAGE.1), &Device::Cpu).unwrap()),
         text: batch.text.clone(),
+        text_tokens: None,
         image_mask: batch.image_mask.clone(),
         lexical: None,
         targets: batch.targets.clone(),

@@ -21,11 +21,18 @@ pub fn run(config: &Config) -> Result<()> {
         let data = load_data(config, file, config.data.images.as_deref(), &mut show)?;
         let (features, _) = featurize_samples(config, &data.feature_input(), &device, &mut show)?;
         let dims = features.dims()?;
+        let text = match &features.tokens {
+            Some(tokens) => format!(
+                "token states of width {} ({} tokens)",
+                tokens.hidden(),
+                tokens.lengths().iter().sum::<usize>()
+            ),
+            None => format!("{:?}", dims.text),
+        };
         println!(
-            "{}: {} samples, text features {:?}, image features {:?}",
+            "{}: {} samples, text features {text}, image features {:?}",
             file.display(),
             data.dataset.len(),
-            dims.text,
             dims.image
         );
     }

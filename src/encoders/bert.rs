@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Embedding, VarBuilder};
+use candle_nn::{Embedding, VarBuilder, VarMap};
 use serde::Deserialize;
 
 use super::ops::{self, Activation, LayerNorm, Linear, Mode};
@@ -214,7 +214,9 @@ pub struct BertLayer {
 }
 
 impl BertLayer {
-    fn load(vb: VarBuilder, config: &BertConfig) -> Result<Self> {
+    /// Builds the layer from the tensors under `vb` (`attention.*`, `intermediate.*`,
+    /// `output.*`), or creates them when `vb` is backed by a `VarMap`.
+    pub fn load(vb: VarBuilder, config: &BertConfig) -> Result<Self> {
         let (hidden, inner) = (config.hidden_size, config.intermediate_size);
         Ok(Self {
             attention: SelfAttention::load(vb.pp("attention"), config)?,
@@ -337,6 +339,76 @@ impl BertModel {
         let mut states = vec![embedded.clone()];
         states.extend(self.forward_layers(&embedded, attention_mask, 0..self.layers.len())?);
         Ok(states)
+    }
+}
+
+/// Layers `layers` of a checkpoint as trainable variables of `varmap`, named
+/// `{prefix}.{i}.…` with `i` counted from 0 within the range and the rest of each name as in
+/// the checkpoint (`attention.self.query.weight`, …), holding the checkpoint's weights.
+/// Saving `varmap` thus saves the fine-tuned layers; loading a saved `varmap` over them
+/// restores them. Returns the checkpoint's config with the layers.
+pub fn pretrained_layers(
+    config_path: &Path,
+    weights_path: &Path,
+    layers: Range<usize>,
+    varmap: &VarMap,
+    prefix: &str,
+    device: &Device,
+) -> Result<(BertConfig, Vec<BertLayer>)> {
+    let config = BertConfig::from_file(config_path)?;
+    if layers.start > layers.end || layers.end > config.num_hidden_layers {
+        bail!(
+            "layers {layers:?} are outside the {} layers of {}",
+            config.num_hidden_layers,
+            config_path.display()
+        );
+    }
+    let checkpoint = open_weights(weights_path, device)?;
+    let root = find_prefix(
+        &checkpoint,
+        &["", "bert", "roberta"],
+        "embeddings.word_embeddings.weight",
+        weights_path,
+    )?;
+    let checkpoint = if root.is_empty() { checkpoint } else { checkpoint.pp(root) };
+    let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
+    let mut built = Vec::with_capacity(layers.len());
+    for (i, index) in layers.enumerate() {
+        let name = format!("{prefix}.{i}");
+        // The variables are created with throwaway values, then overwritten in place (the
+        // layer's tensors share their storage) by the checkpoint's.
+        let layer = BertLayer::load(vb.pp(&name), &config)?;
+        let source = checkpoint.pp(format!("encoder.layer.{index}"));
+        let vars = varmap.data().lock().expect("VarMap lock poisoned");
+        let mut copied = 0;
+        for (var_name, var) in vars.iter() {
+            let Some(rest) = var_name.strip_prefix(&format!("{name}.")) else { continue };
+            let weights = checkpoint_tensor(&source, rest, var.shape())
+                .with_context(|| format!("{}: layer {index}", weights_path.display()))?;
+            var.set(&weights)?;
+            copied += 1;
+        }
+        if copied == 0 {
+            bail!("no variables were created for layer {index} under `{name}`");
+        }
+        built.push(layer);
+    }
+    Ok((config, built))
+}
+
+/// The checkpoint tensor `name` (relative to one layer), accepting the `gamma`/`beta` layer
+/// norm names of TF-converted checkpoints for `weight`/`bias`.
+fn checkpoint_tensor(layer: &VarBuilder, name: &str, shape: &candle_core::Shape) -> Result<Tensor> {
+    if layer.contains_tensor(name) {
+        return Ok(layer.get(shape, name)?);
+    }
+    let legacy = name
+        .strip_suffix("LayerNorm.weight")
+        .map(|stem| format!("{stem}LayerNorm.gamma"))
+        .or_else(|| name.strip_suffix("LayerNorm.bias").map(|s| format!("{s}LayerNorm.beta")));
+    match legacy {
+        Some(legacy) if layer.contains_tensor(&legacy) => Ok(layer.get(shape, &legacy)?),
+        _ => bail!("the checkpoint has no tensor `{name}`"),
     }
 }
 

@@ -101,13 +101,8 @@ impl TextEncoder {
     /// (batches are formed from length-sorted texts so that padding is not wasted).
     pub fn encode(&self, texts: &[String], progress: ProgressFn) -> Result<Tensor> {
         let (layers, hidden) = (self.options.layers, self.hidden_size());
-        let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch(inputs, true)
-            .map_err(|e| anyhow!("tokenising {} texts: {e}", texts.len()))?;
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+        let encodings = self.tokenize(texts)?;
+        let order = longest_first(&encodings);
 
         let row = layers * hidden;
         let mut features = vec![0f32; texts.len() * row];
@@ -128,9 +123,65 @@ impl TextEncoder {
         Ok(Tensor::from_vec(features, (texts.len(), layers, hidden), &Device::Cpu)?)
     }
 
-    /// Pads one batch to its longest text, runs the model and pools the top layers; returns
-    /// `(batch, layers, hidden)` row-major.
-    fn encode_batch(&self, batch: &[&Encoding]) -> Result<Vec<f32>> {
+    /// The hidden state `from_layer` (0: the embeddings, `i`: layer `i - 1`'s output) of every
+    /// token of every text, computed with the frozen (fused) layers below it: the input of a
+    /// fine-tuned layer `from_layer`. Returns the texts' states concatenated in input order,
+    /// `(total tokens, hidden)` f32 on the CPU, and each text's token count.
+    pub fn encode_tokens(
+        &self,
+        texts: &[String],
+        from_layer: usize,
+        progress: ProgressFn,
+    ) -> Result<(Tensor, Vec<usize>)> {
+        if from_layer > self.model.num_layers() {
+            bail!(
+                "hidden state {from_layer} does not exist: the encoder has {} layers",
+                self.model.num_layers()
+            );
+        }
+        let encodings = self.tokenize(texts)?;
+        let order = longest_first(&encodings);
+        let mut states: Vec<Option<Tensor>> = vec![None; texts.len()];
+        progress(0, texts.len());
+        let mut done = 0;
+        for chunk in order.chunks(self.options.batch_size) {
+            let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
+            let (ids, types, mask) = self.padded_inputs(&batch)?;
+            let embedded = self.model.embed(&ids, Some(&types))?;
+            let state = match from_layer {
+                0 => embedded,
+                _ => self
+                    .model
+                    .forward_layers(&embedded, &mask, 0..from_layer)?
+                    .remove(from_layer - 1),
+            };
+            let state = state.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+            for (position, &index) in chunk.iter().enumerate() {
+                let len = encodings[index].get_ids().len();
+                states[index] = Some(state.get(position)?.narrow(0, 0, len)?);
+            }
+            done += chunk.len();
+            progress(done, texts.len());
+        }
+        let lengths = encodings.iter().map(|e| e.get_ids().len()).collect();
+        let states: Vec<Tensor> =
+            states.into_iter().map(|s| s.expect("every text encoded")).collect();
+        let flat = match states.is_empty() {
+            true => Tensor::zeros((0, self.hidden_size()), DType::F32, &Device::Cpu)?,
+            false => Tensor::cat(&states, 0)?,
+        };
+        Ok((flat, lengths))
+    }
+
+    fn tokenize(&self, texts: &[String]) -> Result<Vec<Encoding>> {
+        let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        self.tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| anyhow!("tokenising {} texts: {e}", texts.len()))
+    }
+
+    /// Token ids, type ids and the 0/1 mask of one batch, padded to its longest text.
+    fn padded_inputs(&self, batch: &[&Encoding]) -> Result<(Tensor, Tensor, Tensor)> {
         let seq = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
         let pad = self.model.config().pad_token_id;
         let (mut ids, mut types, mut mask) = (Vec::new(), Vec::new(), Vec::new());
@@ -147,7 +198,13 @@ impl TextEncoder {
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let types = Tensor::from_vec(types, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
+        Ok((ids, types, mask))
+    }
 
+    /// Pads one batch to its longest text, runs the model and pools the top layers; returns
+    /// `(batch, layers, hidden)` row-major.
+    fn encode_batch(&self, batch: &[&Encoding]) -> Result<Vec<f32>> {
+        let (ids, types, mask) = self.padded_inputs(batch)?;
         let states = self.model.hidden_states(&ids, Some(&types), &mask)?;
         let top = &states[states.len() - self.options.layers..];
         let pooled = top
@@ -157,6 +214,13 @@ impl TextEncoder {
         let stacked = Tensor::stack(&pooled, 1)?.to_dtype(DType::F32)?;
         Ok(stacked.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?)
     }
+}
+
+/// Text indices, longest first, so that each batch pads to a similar length.
+fn longest_first(encodings: &[Encoding]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..encodings.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+    order
 }
 
 /// One vector per text from a `(batch, seq, hidden)` hidden state.

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 
-use super::{Features, LexicalFeatures};
+use super::{Features, LexicalFeatures, TokenStates};
 use crate::cache::{CacheKey, CacheStatus, FeatureCache};
 use crate::config::Config;
 use crate::data::{resolve_images, Dataset, ImageReport, ImageStatus, Sample};
@@ -77,14 +77,20 @@ pub fn featurize_samples(
         }
     }
 
-    let text = if config.ablation.ocr || config.ablation.figurative {
-        let (tensor, status) = text_features(config, input.samples, &cache, device, emit)?;
+    let (mut text, mut tokens) = (None, None);
+    if config.ablation.ocr || config.ablation.figurative {
+        let status = if config.text_encoder.finetune_layers > 0 {
+            let (states, status) = token_states(config, input.samples, &cache, device, emit)?;
+            tokens = Some(states);
+            status
+        } else {
+            let (tensor, status) = text_features(config, input.samples, &cache, device, emit)?;
+            text = Some(tensor);
+            status
+        };
         emit(stage("text features", format!("{name}: {}", status.describe())));
         report.text_cache = Some(status);
-        Some(tensor)
-    } else {
-        None
-    };
+    }
 
     // Cheap to compute (no encoder), so it is not cached.
     let lexical = config.ablation.lexical.then(|| {
@@ -133,14 +139,14 @@ pub fn featurize_samples(
             Some(tensor)
         }
     };
-    if text.is_none() && image.is_none() {
+    if text.is_none() && tokens.is_none() && image.is_none() {
         bail!(
             "nothing to learn from: the text stream is off (ablation.ocr and ablation.figurative) \
              and there are no image features ({})",
             report.text_only_reason.as_deref().unwrap_or("no images")
         );
     }
-    Ok((Features { text, image, lexical, images: image_paths }, report))
+    Ok((Features { text, tokens, image, lexical, images: image_paths }, report))
 }
 
 fn stage(name: &str, detail: String) -> TrainEvent {
@@ -167,15 +173,8 @@ fn text_features(
 ) -> Result<(Tensor, CacheStatus)> {
     let settings = &config.text_encoder;
     let files = resolve_model(&settings.model, true)?;
-    let texts: Vec<String> = samples
-        .iter()
-        .map(|s| s.model_text(config.ablation.ocr, config.ablation.figurative))
-        .collect();
-    let key = CacheKey::new("text")
-        .with("model", files.fingerprint()?)
-        .with("texts_sha256", texts_digest(&texts))
-        .with("text_fields", text_fields(config))
-        .with("max_length", settings.max_length)
+    let texts = model_texts(config, samples);
+    let key = text_key(config, &files, &texts)?
         .with("layers", settings.layers)
         .with("pooling", format!("{:?}", settings.pooling));
     cache.get_or_compute(&key, texts.len(), || {
@@ -203,6 +202,78 @@ fn text_features(
         ));
         Ok(features)
     })
+}
+
+/// The frozen hidden states entering the lowest fine-tuned layer, for every token of every
+/// text. Two cache entries: the texts' token counts (one row per text) and their states
+/// (one row per token). A cold run encodes once and stores both.
+fn token_states(
+    config: &Config,
+    samples: &[Sample],
+    cache: &FeatureCache,
+    device: &Device,
+    emit: &mut dyn FnMut(TrainEvent),
+) -> Result<(TokenStates, CacheStatus)> {
+    let settings = &config.text_encoder;
+    let files = resolve_model(&settings.model, true)?;
+    let texts = model_texts(config, samples);
+    let layers = crate::encoders::bert::BertConfig::from_file(&files.config)?.num_hidden_layers;
+    let Some(from_layer) = layers.checked_sub(settings.finetune_layers) else {
+        bail!(
+            "text_encoder.finetune_layers = {} is more than the {layers} layers of `{}`",
+            settings.finetune_layers,
+            settings.model
+        );
+    };
+    let key =
+        text_key(config, &files, &texts)?.with("kind", "tokens").with("from_layer", from_layer);
+    let mut encoded: Option<Tensor> = None;
+    let encode = |emit: &mut dyn FnMut(TrainEvent)| -> Result<(Tensor, Vec<usize>)> {
+        let encoder = TextEncoder::load(&files, device, TextEncoderOptions::from_config(settings))
+            .with_context(|| format!("loading text encoder {}", settings.model))?;
+        let started = Instant::now();
+        let mut report = progress_reporter("encoding text tokens", started, &mut *emit);
+        encoder.encode_tokens(&texts, from_layer, &mut report)
+    };
+    let (lengths, lengths_status) =
+        cache.get_or_compute(&key.clone().with("part", "lengths"), texts.len(), || {
+            let (states, lengths) = encode(&mut *emit)?;
+            encoded = Some(states);
+            let lengths: Vec<f32> = lengths.iter().map(|&len| len as f32).collect();
+            Ok(Tensor::from_vec(lengths, texts.len(), &Device::Cpu)?)
+        })?;
+    // Token counts are at most max_length, so f32 holds them exactly.
+    let lengths: Vec<usize> = lengths.to_vec1::<f32>()?.into_iter().map(|l| l as usize).collect();
+    let total = lengths.iter().sum();
+    let (states, status) =
+        cache.get_or_compute(&key.with("part", "states"), total, || match encoded.take() {
+            Some(states) => Ok(states),
+            None => Ok(encode(&mut *emit)?.0),
+        })?;
+    let states = TokenStates::new(states, &lengths)
+        .with_context(|| format!("the cached token states of {} texts", texts.len()))?;
+    // The lengths entry decides whether the encoder ran; report the states entry's status
+    // unless only the lengths had to be rebuilt.
+    let status = if lengths_status.is_hit() { status } else { lengths_status };
+    Ok((states, status))
+}
+
+/// The text the encoder sees of each sample.
+fn model_texts(config: &Config, samples: &[Sample]) -> Vec<String> {
+    samples.iter().map(|s| s.model_text(config.ablation.ocr, config.ablation.figurative)).collect()
+}
+
+/// What any encoding of `texts` by the configured text encoder depends on.
+fn text_key(
+    config: &Config,
+    files: &crate::encoders::ModelFiles,
+    texts: &[String],
+) -> Result<CacheKey> {
+    Ok(CacheKey::new("text")
+        .with("model", files.fingerprint()?)
+        .with("texts_sha256", texts_digest(texts))
+        .with("text_fields", text_fields(config))
+        .with("max_length", config.text_encoder.max_length))
 }
 
 fn text_fields(config: &Config) -> &'static str {

@@ -5,9 +5,11 @@
 
 mod build;
 mod lexical;
+mod tokens;
 
 pub use build::{featurize, featurize_samples, FeatureInput, FeatureReport};
 pub use lexical::{hashed_ngrams, LexicalFeatures};
+pub use tokens::TokenStates;
 
 use std::path::PathBuf;
 
@@ -21,6 +23,9 @@ use crate::model::FeatureDims;
 pub struct Features {
     /// `(samples, text_layers, text_dim)`; `None` when no text stream is used.
     pub text: Option<Tensor>,
+    /// Token states entering the fine-tuned text layers, instead of `text`, when
+    /// `text_encoder.finetune_layers > 0` (the model pools its own text layers then).
+    pub tokens: Option<TokenStates>,
     /// `(samples, image_layers, image_dim)`; `None` when the run is text-only.
     pub image: Option<Tensor>,
     /// Hashed word n-grams of the model text, when the lexical expert is on.
@@ -44,6 +49,8 @@ impl Features {
         self.image.is_some() && self.images[i].is_some()
     }
 
+    /// The shapes of the pooled features (token states are not pooled yet: their model
+    /// decides how many layers it exposes, see `train::build_model`).
     pub fn dims(&self) -> Result<FeatureDims> {
         let dims = |t: &Option<Tensor>| -> Result<Option<(usize, usize)>> {
             Ok(match t {
@@ -72,6 +79,7 @@ impl Features {
         };
         Ok(Features {
             text: pick(&self.text)?,
+            tokens: self.tokens.as_ref().map(|t| t.select(indices)),
             image: pick(&self.image)?,
             lexical: self.lexical.as_ref().map(|l| l.select(indices)),
             images: indices.iter().map(|&i| self.images[i].clone()).collect(),

@@ -17,6 +17,7 @@ pub mod loss;
 mod moe;
 mod projection;
 pub mod seeded_init;
+mod text_top;
 
 use std::collections::HashMap;
 
@@ -34,6 +35,7 @@ use lexical::LexicalExpert;
 use moe::{load_balance_loss, MixtureOfExperts};
 use projection::LayerProjection;
 pub use seeded_init::SeededVarMap;
+pub use text_top::{TextTop, TokenBatch, TEXT_TOP};
 
 /// Where each modality's projection keeps its weights (a checkpoint's tensor name prefixes).
 const TEXT_PROJECTION: &str = "text_projection";
@@ -63,6 +65,8 @@ impl FeatureDims {
 pub struct Batch {
     /// `(batch, text_layers, text_dim)`.
     pub text: Option<Tensor>,
+    /// Token states for a model with fine-tuned text layers (read instead of `text`).
+    pub text_tokens: Option<TokenBatch>,
     /// `(batch, image_layers, image_dim)`.
     pub image: Option<Tensor>,
     /// `(batch,)` f32: 1 where the sample has an image, 0 where it is masked.
@@ -96,6 +100,8 @@ pub struct LossParts {
 /// The fusion classifier. Build it from a [`VarBuilder`] over a `VarMap` (preferably through
 /// [`seeded_var_builder`] for reproducible weights), train the `VarMap`'s variables.
 pub struct FusionModel {
+    /// Fine-tuned top text-encoder layers that make the text stream from token states.
+    text_top: Option<TextTop>,
     text_projection: Option<LayerProjection>,
     image_projection: Option<LayerProjection>,
     /// Present when both modalities are.
@@ -218,6 +224,7 @@ impl FusionModel {
             },
         };
         Ok(Self {
+            text_top: None,
             text_projection,
             image_projection,
             fusion,
@@ -230,10 +237,39 @@ impl FusionModel {
         })
     }
 
+    /// The model with fine-tuned text layers in front: its text stream then comes from
+    /// `top` run on each batch's `text_tokens`, which must have the shape it was built for.
+    pub fn with_text_top(mut self, top: TextTop) -> Result<Self> {
+        let produced = top.output_dims();
+        if self.dims.text != Some(produced) {
+            candle_core::bail!(
+                "the fine-tuned text layers produce {produced:?} (layers, width) but the model \
+                 was built for text features {:?}",
+                self.dims.text
+            );
+        }
+        self.text_top = Some(top);
+        Ok(self)
+    }
+
+    /// Whether the text stream comes from fine-tuned layers (batches need `text_tokens`).
+    pub fn fine_tunes_text(&self) -> bool {
+        self.text_top.is_some()
+    }
+
     /// `train` enables dropout. With `train = false` the output is a deterministic function
     /// of the batch, and each sample's logits depend on that sample alone.
     pub fn forward(&self, batch: &Batch, train: bool) -> Result<ModelOutput> {
-        let text = self.checked_stream("text", batch.text.as_ref(), self.dims.text)?;
+        let from_tokens = match (&self.text_top, &batch.text_tokens) {
+            (None, _) => None,
+            (Some(top), Some(tokens)) => Some(top.forward(tokens)?),
+            (Some(_), None) => candle_core::bail!(
+                "the model fine-tunes text layers (text_encoder.finetune_layers) but the batch \
+                 has no token states"
+            ),
+        };
+        let text_input = from_tokens.as_ref().or(batch.text.as_ref());
+        let text = self.checked_stream("text", text_input, self.dims.text)?;
         let image = self.checked_stream("image", batch.image.as_ref(), self.dims.image)?;
         let image_mask = match image {
             Some(image) => Some(self.image_mask(batch, image)?),

@@ -68,6 +68,7 @@ pub fn inputs(features: &Features, indices: &[usize], device: &Device) -> Result
     };
     Ok(Batch {
         text: rows.text.map(|t| t.to_device(device)).transpose()?,
+        text_tokens: features.tokens.as_ref().map(|t| t.padded(indices, device)).transpose()?,
         image: rows.image.map(|t| t.to_device(device)).transpose()?,
         lexical: features.lexical.as_ref().map(|l| l.dense(indices, device)).transpose()?,
         image_mask,

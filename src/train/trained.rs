@@ -81,7 +81,11 @@ impl TrainedRun {
                 self.run.path.display()
             );
         }
-        if self.reads_text() && features.text.is_none() {
+        let has_text = match self.model.fine_tunes_text() {
+            true => features.tokens.is_some(),
+            false => features.text.is_some(),
+        };
+        if self.reads_text() && !has_text {
             bail!(
                 "the model of {} reads text, but these samples have none",
                 self.run.path.display()

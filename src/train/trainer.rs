@@ -18,9 +18,10 @@ use super::run_dir::{write_json, RunDir};
 use super::schedule::{plateau_scale, LrSchedule};
 use super::StopFlag;
 use crate::config::Config;
+use crate::encoders::resolve_model;
 use crate::events::{EpochRecord, RunSummary, StepRecord, TrainEvent};
 use crate::metrics::{best_thresholds, Metrics};
-use crate::model::{seeded_var_builder, FeatureDims, FusionModel};
+use crate::model::{seeded_var_builder, FeatureDims, FusionModel, TextTop, TEXT_TOP};
 
 /// Builds the fusion model for `prepared` features, with seeded initial weights.
 pub fn build_model(
@@ -30,10 +31,17 @@ pub fn build_model(
     multi_label: bool,
     device: &Device,
 ) -> Result<(FusionModel, VarMap)> {
-    build_model_for(config, features.dims()?, num_labels, multi_label, device)
+    let mut dims = features.dims()?;
+    if let Some(tokens) = &features.tokens {
+        // The fine-tuned layers pool their own text stream, as many layers as configured.
+        dims.text = Some((config.text_encoder.layers, tokens.hidden()));
+    }
+    build_model_for(config, dims, num_labels, multi_label, device)
 }
 
-/// Builds the fusion model for features of shape `dims`, with seeded initial weights.
+/// Builds the fusion model for features of shape `dims`, with seeded initial weights, and
+/// with the text encoder's top `text_encoder.finetune_layers` layers (pretrained weights,
+/// under [`TEXT_TOP`] in the `VarMap`) in front when the model reads text.
 pub fn build_model_for(
     config: &Config,
     dims: FeatureDims,
@@ -52,6 +60,23 @@ pub fn build_model_for(
         multi_label,
         config.train.seed,
     )?;
+    let finetune = config.text_encoder.finetune_layers;
+    let model = match dims.text {
+        Some(_) if finetune > 0 => {
+            let settings = &config.text_encoder;
+            let files = resolve_model(&settings.model, true)?;
+            let top = TextTop::pretrained(
+                &files,
+                finetune,
+                settings.layers,
+                settings.pooling,
+                &varmap,
+                device,
+            )?;
+            model.with_text_top(top)?
+        }
+        _ => model,
+    };
     Ok((model, varmap))
 }
 
@@ -88,14 +113,7 @@ impl Trainer<'_> {
         let steps_per_epoch = train.dataset.len().div_ceil(batch_size);
         let schedule = LrSchedule::new(&config.train, steps_per_epoch * config.train.epochs);
         let vars = varmap.all_vars();
-        let mut optimizer = AdamW::new(
-            vars.clone(),
-            ParamsAdamW {
-                lr: config.train.lr,
-                weight_decay: config.train.weight_decay,
-                ..Default::default()
-            },
-        )?;
+        let mut optimizers = Optimizers::new(varmap, &config.train)?;
         if state.lr_scale == 0.0 {
             state.lr_scale = 1.0;
         }
@@ -112,7 +130,7 @@ impl Trainer<'_> {
                 }
                 let step_started = Instant::now();
                 let lr = schedule.at(state.global_step, state.lr_scale);
-                optimizer.set_learning_rate(lr);
+                optimizers.set_learning_rate(lr);
                 let batch = batch(&train.features, &targets, &indices, self.device)?;
                 let output = model.forward(&batch, true)?;
                 let parts = model.loss(&output, &batch)?;
@@ -140,7 +158,7 @@ impl Trainer<'_> {
                 }
                 let mut grads = parts.total.backward()?;
                 clip_gradients(&mut grads, &vars, config.train.grad_clip)?;
-                optimizer.step(&grads)?;
+                optimizers.step(&grads)?;
                 state.global_step += 1;
                 loss_sum += f64::from(loss) * indices.len() as f64;
                 seen += indices.len();
@@ -316,6 +334,56 @@ impl Trainer<'_> {
             weighted_f1: report.as_ref().map_or(0.0, |r| r.weighted_f1),
             seconds: state.seconds,
         })
+    }
+}
+
+/// AdamW for the fusion head at `train.lr`, and a second one for the fine-tuned text-encoder
+/// layers at `train.encoder_lr`: pretrained weights need far smaller steps than fresh ones.
+/// Both follow the same schedule; gradients are clipped by one global norm before either.
+struct Optimizers {
+    head: AdamW,
+    encoder: Option<AdamW>,
+    /// `encoder_lr / lr`, so that the schedule's rate scales to the encoder's.
+    encoder_ratio: f64,
+}
+
+impl Optimizers {
+    fn new(varmap: &VarMap, train: &crate::config::TrainConfig) -> Result<Self> {
+        let (mut head, mut encoder) = (Vec::new(), Vec::new());
+        let prefix = format!("{TEXT_TOP}.");
+        for (name, var) in varmap.data().lock().expect("VarMap lock poisoned").iter() {
+            match name.starts_with(&prefix) {
+                true => encoder.push(var.clone()),
+                false => head.push(var.clone()),
+            }
+        }
+        let params =
+            |lr| ParamsAdamW { lr, weight_decay: train.weight_decay, ..Default::default() };
+        let encoder = match encoder.is_empty() {
+            true => None,
+            false => Some(AdamW::new(encoder, params(train.encoder_lr))?),
+        };
+        Ok(Self {
+            head: AdamW::new(head, params(train.lr))?,
+            encoder,
+            encoder_ratio: if train.lr > 0.0 { train.encoder_lr / train.lr } else { 0.0 },
+        })
+    }
+
+    /// `lr` is the head's current rate.
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.head.set_learning_rate(lr);
+        if let Some(encoder) = &mut self.encoder {
+            encoder.set_learning_rate(lr * self.encoder_ratio);
+        }
+    }
+
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.head.step(grads)?;
+        if let Some(encoder) = &mut self.encoder {
+            encoder.step(grads)?;
+        }
+        Ok(())
     }
 }
 

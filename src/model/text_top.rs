@@ -1,0 +1,112 @@
+//! The fine-tuned top layers of the text encoder (`text_encoder.finetune_layers = N`).
+//!
+//! The frozen layers below them ran once, and their output for every token is cached
+//! (`features::TokenStates`). Each step runs only these N layers, with backward-safe ops,
+//! on a padded batch of those cached states, and pools the text stream from their outputs:
+//! the same `(batch, layers, hidden)` the frozen encoder's cached features have, so the
+//! rest of the model does not know the difference.
+
+use std::ops::Range;
+
+use anyhow::{bail, Context};
+use candle_core::{Device, Result, Tensor};
+use candle_nn::VarMap;
+
+use crate::config::Pooling;
+use crate::encoders::bert::{pretrained_layers, BertLayer};
+use crate::encoders::ops::{attention_bias, Mode};
+use crate::encoders::text::pool;
+use crate::encoders::ModelFiles;
+
+/// Where the fine-tuned layers keep their variables (`text_top.{i}.attention.…`): a
+/// checkpoint's tensor name prefix, and how the trainer tells encoder from head variables.
+pub const TEXT_TOP: &str = "text_top";
+
+/// A padded batch of token states.
+#[derive(Debug, Clone)]
+pub struct TokenBatch {
+    /// `(batch, seq, hidden)`, zero past each text's end.
+    pub states: Tensor,
+    /// `(batch, seq)` u32: 1 for a real token, 0 for padding.
+    pub mask: Tensor,
+}
+
+pub struct TextTop {
+    layers: Vec<BertLayer>,
+    /// How many of the hidden states (the input, then each layer's output) are exposed,
+    /// counted from the top.
+    exposed: usize,
+    pooling: Pooling,
+    hidden: usize,
+}
+
+impl TextTop {
+    /// The top `finetune` layers of the encoder in `files`, as variables of `varmap` under
+    /// [`TEXT_TOP`] starting from the pretrained weights, exposing `exposed` pooled states.
+    pub fn pretrained(
+        files: &ModelFiles,
+        finetune: usize,
+        exposed: usize,
+        pooling: Pooling,
+        varmap: &VarMap,
+        device: &Device,
+    ) -> anyhow::Result<Self> {
+        if finetune == 0 {
+            bail!("fine-tuning needs at least one layer");
+        }
+        if exposed == 0 || exposed > finetune + 1 {
+            bail!(
+                "text_encoder.layers = {exposed} must be in 1..={}: fine-tuning {finetune} \
+                 layers yields their input and {finetune} outputs",
+                finetune + 1
+            );
+        }
+        let config = crate::encoders::bert::BertConfig::from_file(&files.config)?;
+        let total = config.num_hidden_layers;
+        let Some(first) = total.checked_sub(finetune) else {
+            bail!(
+                "text_encoder.finetune_layers = {finetune} is more than the {total} layers of `{}`",
+                files.spec
+            );
+        };
+        let range: Range<usize> = first..total;
+        let (config, layers) =
+            pretrained_layers(&files.config, &files.weights, range, varmap, TEXT_TOP, device)
+                .with_context(|| {
+                    format!("loading the top {finetune} layers of `{}`", files.spec)
+                })?;
+        Ok(Self { layers, exposed, pooling, hidden: config.hidden_size })
+    }
+
+    /// `(layers exposed, hidden)`: the shape of the text stream this produces per sample.
+    pub fn output_dims(&self) -> (usize, usize) {
+        (self.exposed, self.hidden)
+    }
+
+    /// `(batch, exposed, hidden)`: the pooled top hidden states of the batch.
+    pub fn forward(&self, tokens: &TokenBatch) -> Result<Tensor> {
+        let (_, _, width) = tokens.states.dims3()?;
+        if width != self.hidden {
+            candle_core::bail!(
+                "token states have width {width}, the layers expect {}",
+                self.hidden
+            );
+        }
+        let bias = attention_bias(&tokens.mask)?;
+        let mut states = vec![tokens.states.clone()];
+        for layer in &self.layers {
+            let last = states.last().expect("starts with the input");
+            let next = layer.forward(last, &bias, Mode::Trainable).map_err(wrap)?;
+            states.push(next);
+        }
+        let pooled = states[states.len() - self.exposed..]
+            .iter()
+            .map(|state| pool(state, &tokens.mask, self.pooling).map_err(wrap))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::stack(&pooled, 1)
+    }
+}
+
+fn wrap(error: anyhow::Error) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{error:#}"))
+}
