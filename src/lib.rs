@@ -5,6 +5,7 @@
 //! → `events` → {`tui` panes, JSONL sink}. `metrics` scores predictions; `ocr` reads
 //! text off new memes; `cli` wires commands to the layers.
 
+pub mod bench;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The command line: each subcommand is a thin layer over the library.
 
+mod bench;
 mod cache;
 mod eval;
 mod progress;
@@ -50,6 +51,30 @@ pub enum Command {
     },
     /// Encode a config's datasets into the feature cache (reports throughput and hits).
     Cache(ConfigArgs),
+    /// Measure encoder throughput, head-training speed and peak memory on this machine.
+    Bench {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Records to encode and train on (default: ../shared/data/axiom/train.json when
+        /// present, generated AxiOM-format records otherwise).
+        #[arg(long, value_name = "FILE")]
+        data: Option<PathBuf>,
+        /// Use only the first N records.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Epochs of the timed head-training run.
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Also time the leave-one-out ablation sweep (with the config's epochs).
+        #[arg(long)]
+        sweep: bool,
+        /// Write the encoder's output (texts, layers, hidden) to FILE.npy, in record order.
+        #[arg(long, value_name = "FILE")]
+        dump_embeddings: Option<PathBuf>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Follow a run's events live (or replay a finished run) in the dashboard.
     Watch {
         #[arg(value_name = "RUN_DIR")]
@@ -102,6 +127,13 @@ pub fn main() -> Result<()> {
             }
             Command::Eval { run, data, images } => eval::run(&run, &data, images.as_deref()),
             Command::Cache(args) => cache::run(&args.load()?),
+            Command::Bench { config, data, limit, epochs, sweep, dump_embeddings, json } => {
+                let options =
+                    crate::bench::BenchOptions { data, limit, epochs, sweep, dump_embeddings };
+                // The benchmark is synchronous and CPU-bound: keep it off the async workers.
+                let config = config.load()?;
+                tokio::task::spawn_blocking(move || bench::run(config, &options, json)).await?
+            }
             Command::Watch { run } => crate::tui::run_watch(run).await,
         }
     })

@@ -10,7 +10,7 @@ use super::Features;
 use crate::cache::{hash_file, CacheKey, CacheStatus, FeatureCache};
 use crate::config::Config;
 use crate::data::{resolve_images, Dataset, ImageStatus};
-use crate::encoders::{resolve_model, TextEncoder, TextEncoderOptions, VisionEncoder};
+use crate::encoders::{resolve_model, ModelFiles, TextEncoder, TextEncoderOptions, VisionEncoder};
 use crate::events::TrainEvent;
 
 /// What happened while featurising, for the user.
@@ -124,18 +124,8 @@ fn text_features(
 ) -> Result<(Tensor, CacheStatus)> {
     let settings = &config.text_encoder;
     let files = resolve_model(&settings.model, true)?;
-    let texts: Vec<String> = dataset
-        .samples
-        .iter()
-        .map(|s| s.model_text(config.ablation.ocr, config.ablation.figurative))
-        .collect();
-    let key = CacheKey::new("text")
-        .with("model", files.fingerprint()?)
-        .with("dataset_sha256", dataset_hash)
-        .with("text_fields", text_fields(config))
-        .with("max_length", settings.max_length)
-        .with("layers", settings.layers)
-        .with("pooling", format!("{:?}", settings.pooling));
+    let texts = model_texts(config, dataset);
+    let key = text_cache_key(config, &files, dataset_hash)?;
     cache.get_or_compute(&key, texts.len(), || {
         let options = TextEncoderOptions {
             max_length: settings.max_length,
@@ -161,6 +151,27 @@ fn text_features(
         ));
         Ok(features)
     })
+}
+
+/// The text each sample gives the text encoder under the config's ablation switches.
+pub fn model_texts(config: &Config, dataset: &Dataset) -> Vec<String> {
+    dataset
+        .samples
+        .iter()
+        .map(|s| s.model_text(config.ablation.ocr, config.ablation.figurative))
+        .collect()
+}
+
+/// The cache key of a dataset file's text features (`dataset_hash`: [`hash_file`] of it).
+pub fn text_cache_key(config: &Config, files: &ModelFiles, dataset_hash: &str) -> Result<CacheKey> {
+    let settings = &config.text_encoder;
+    Ok(CacheKey::new("text")
+        .with("model", files.fingerprint()?)
+        .with("dataset_sha256", dataset_hash)
+        .with("text_fields", text_fields(config))
+        .with("max_length", settings.max_length)
+        .with("layers", settings.layers)
+        .with("pooling", format!("{:?}", settings.pooling)))
 }
 
 fn text_fields(config: &Config) -> &'static str {

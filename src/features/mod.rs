@@ -5,7 +5,7 @@
 
 mod build;
 
-pub use build::{featurize, FeatureReport};
+pub use build::{featurize, model_texts, text_cache_key, FeatureReport};
 
 use std::path::PathBuf;
 
