@@ -99,6 +99,7 @@ impl ConfigArgs {
 }
 
 pub fn main() -> Result<()> {
+    configure_threads();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let command = cli.command.unwrap_or_else(|| {
@@ -137,4 +138,16 @@ pub fn main() -> Result<()> {
             Command::Watch { run } => crate::tui::run_watch(run).await,
         }
     })
+}
+
+/// candle 0.11 splits every elementwise op over 64K elements across a pool of threads that
+/// spin while they wait. On a 2-core machine shared with the dashboard (or anything else)
+/// the spinning costs more than the split saves: head training ran 2-3x slower with it
+/// (docs/benchmarks.md). Matmuls keep their own rayon parallelism, and the text encoder
+/// runs whole batches in parallel. Must run before the first tensor op, while the process
+/// is still single-threaded; an explicit `CANDLE_NUM_THREADS` wins.
+fn configure_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
 }

@@ -5,9 +5,9 @@
 //! layer norm then puts text and image tokens on the same scale before they meet.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
-use super::layers::{Dropout, LayerNorm};
+use super::layers::{linear, Dropout, LayerNorm, Linear};
 
 #[derive(Debug, Clone)]
 pub struct LayerProjection {
