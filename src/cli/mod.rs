@@ -146,8 +146,15 @@ pub fn main() -> Result<()> {
 /// (docs/benchmarks.md). Matmuls keep their own rayon parallelism, and the text encoder
 /// runs whole batches in parallel. Must run before the first tensor op, while the process
 /// is still single-threaded; an explicit `CANDLE_NUM_THREADS` wins.
+///
+/// `RAYON_NUM_THREADS` is pinned too: unset, candle recounts the physical cores (parsing
+/// `/proc/cpuinfo`) before every matmul, which showed up in head-training profiles.
 fn configure_threads() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads();
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
 }

@@ -1,6 +1,7 @@
 //! The training engine. It runs on tokio's blocking pool (or any thread) and reports only
 //! through [`TrainEvent`]s: it never touches the terminal.
 
+mod adamw;
 mod batches;
 mod device;
 mod evaluate;
@@ -10,6 +11,7 @@ mod run_dir;
 mod schedule;
 mod trainer;
 
+pub use adamw::FusedAdamW;
 pub use batches::Targets;
 pub use device::{describe as describe_device, select_device};
 pub use evaluate::{decide, predict, score, Predictions};

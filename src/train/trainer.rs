@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 
+use super::adamw::FusedAdamW;
 use super::batches::{batch, epoch_order, Targets};
 use super::evaluate::{decide, gate_usage, misclassified, predict, score, Predictions};
 use super::prepare::{Prepared, Split};
@@ -77,7 +78,7 @@ impl Trainer<'_> {
         let steps_per_epoch = train.dataset.len().div_ceil(batch_size);
         let schedule = LrSchedule::new(&config.train, steps_per_epoch * config.train.epochs);
         let vars = varmap.all_vars();
-        let mut optimizer = AdamW::new(
+        let mut optimizer = FusedAdamW::new(
             vars.clone(),
             ParamsAdamW {
                 lr: config.train.lr,
