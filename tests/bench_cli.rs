@@ -49,6 +49,10 @@ fn bench_json_reports_positive_rates_and_dumps_embeddings() {
         let value = report[field].as_f64().unwrap_or_else(|| panic!("{field} missing: {report}"));
         assert!(value > 0.0, "{field} = {value}");
     }
+    for field in ["encode_cpu_seconds", "train_cpu_seconds"] {
+        // CPU time has a 10 ms resolution, so a tiny run may round to zero.
+        assert!(report[field].as_f64().is_some_and(|v| v >= 0.0), "{field}: {report}");
+    }
     assert!(report["tokens"].as_u64().unwrap() > 40 * 2, "at least the special tokens");
     // The validation split keeps 1/8 of the records out of training.
     assert_eq!(report["train_samples"], 35);

@@ -6,13 +6,13 @@
 //! resident memory. Everything it writes goes to a scratch directory that is removed
 //! afterwards; the user's cache and runs are not touched.
 
-mod memory;
 mod npy;
+mod process;
 mod synthetic;
 mod table;
 
-pub use memory::peak_rss_bytes;
 pub use npy::write_npy_f32;
+pub use process::{cpu_seconds, peak_rss_bytes};
 pub use synthetic::write_axiom_records;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +63,8 @@ pub struct BenchReport {
     pub max_length: usize,
     pub encode_batch_size: usize,
     pub encode_seconds: f64,
+    /// CPU time of all threads while encoding: the work, whatever else the machine runs.
+    pub encode_cpu_seconds: f64,
     pub encode_texts_per_s: f64,
     pub encode_tokens_per_s: f64,
     pub train_samples: usize,
@@ -71,6 +73,8 @@ pub struct BenchReport {
     pub epoch_seconds: f64,
     /// Training steps only (forward, backward, optimiser), over all epochs.
     pub train_samples_per_s: f64,
+    /// CPU time of the whole timed training run (data, steps, validation, checkpoints).
+    pub train_cpu_seconds: f64,
     /// Time from the start of the run to its first step (data, cached features, model).
     pub prepare_seconds: f64,
     pub sweep: Option<SweepTiming>,
@@ -125,6 +129,7 @@ pub fn run(config: Config, options: &BenchOptions) -> Result<BenchReport> {
     FeatureCache::new(&config.paths.cache)
         .get_or_compute(&key, dataset.len(), || Ok(encoded.features.clone()))?;
 
+    let cpu_before_training = cpu_seconds().unwrap_or(0.0);
     let training = time_run(&Config {
         train: crate::config::TrainConfig {
             epochs: options.epochs.max(1),
@@ -133,6 +138,7 @@ pub fn run(config: Config, options: &BenchOptions) -> Result<BenchReport> {
         },
         ..config.clone()
     })?;
+    let train_cpu_seconds = cpu_seconds().unwrap_or(0.0) - cpu_before_training;
     if let Some(message) = training.failure {
         bail!("the timed training run failed: {message}");
     }
@@ -149,12 +155,14 @@ pub fn run(config: Config, options: &BenchOptions) -> Result<BenchReport> {
         max_length: settings.max_length,
         encode_batch_size: settings.batch_size,
         encode_seconds: encoded.seconds,
+        encode_cpu_seconds: encoded.cpu_seconds,
         encode_texts_per_s: dataset.len() as f64 / encoded.seconds.max(1e-9),
         encode_tokens_per_s: encoded.tokens as f64 / encoded.seconds.max(1e-9),
         train_samples: training.train_samples,
         epochs: training.epoch_seconds.len(),
         epoch_seconds: mean(&training.epoch_seconds),
         train_samples_per_s: training.step_samples as f64 / training.step_seconds.max(1e-9),
+        train_cpu_seconds,
         prepare_seconds: training.prepare_seconds,
         sweep,
         peak_memory_mb: peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
@@ -195,6 +203,7 @@ struct Encoded {
     features: candle_core::Tensor,
     tokens: usize,
     seconds: f64,
+    cpu_seconds: f64,
 }
 
 /// Loads the text encoder (not timed) and times `TextEncoder::encode` over every text.
@@ -211,9 +220,14 @@ fn encode(config: &Config, dataset: &Dataset, device: &Device) -> Result<Encoded
         .iter()
         .map(|encoding| encoding.get_ids().len())
         .sum();
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_seconds().unwrap_or(0.0));
     let features = encoder.encode(&texts, &mut |_, _| {})?;
-    Ok(Encoded { features, tokens, seconds: started.elapsed().as_secs_f64() })
+    Ok(Encoded {
+        features,
+        tokens,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: cpu_seconds().unwrap_or(0.0) - cpu_before,
+    })
 }
 
 /// What one training run's events say about its speed.

@@ -10,12 +10,13 @@ pub fn render_table(report: &BenchReport) -> String {
         (
             "encode".into(),
             format!(
-                "{} texts ({} tokens, max length {}, batch {}) in {:.2} s",
+                "{} texts ({} tokens, max length {}, batch {}) in {:.2} s ({:.2} s of CPU)",
                 report.texts,
                 report.tokens,
                 report.max_length,
                 report.encode_batch_size,
-                report.encode_seconds
+                report.encode_seconds,
+                report.encode_cpu_seconds
             ),
         ),
         ("encode texts/s".into(), format!("{:.1}", report.encode_texts_per_s)),
@@ -24,8 +25,12 @@ pub fn render_table(report: &BenchReport) -> String {
         (
             "epoch".into(),
             format!(
-                "{:.2} s (mean of {}, {} training samples; prepare {:.2} s)",
-                report.epoch_seconds, report.epochs, report.train_samples, report.prepare_seconds
+                "{:.2} s (mean of {}, {} training samples; prepare {:.2} s; run {:.2} s of CPU)",
+                report.epoch_seconds,
+                report.epochs,
+                report.train_samples,
+                report.prepare_seconds,
+                report.train_cpu_seconds
             ),
         ),
     ];
