@@ -68,15 +68,16 @@ impl Optimizer for FusedAdamW {
             let Some(grad) = grads.get(&moments.var) else { continue };
             let grad = grad.flatten_all()?.to_vec1::<f32>()?;
             let mut theta = moments.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-            let (first, second) = (&mut moments.first, &mut moments.second);
-            for i in 0..theta.len() {
-                let g = grad[i];
-                let m = first[i] * beta1 + g * (1.0 - beta1);
-                let v = second[i] * beta2 + g * g * (1.0 - beta2);
-                first[i] = m;
-                second[i] = v;
+            // Zipped iterators rather than indexing: no bounds checks, so the loop vectorises.
+            let values =
+                theta.iter_mut().zip(&grad).zip(&mut moments.first).zip(&mut moments.second);
+            for (((theta, &g), first), second) in values {
+                let m = *first * beta1 + g * (1.0 - beta1);
+                let v = *second * beta2 + g * g * (1.0 - beta2);
+                *first = m;
+                *second = v;
                 let step = (m * scale_m) / ((v * scale_v).sqrt() + eps);
-                theta[i] = theta[i] * decay - step * lr;
+                *theta = *theta * decay - step * lr;
             }
             let shape = moments.var.shape().clone();
             moments.var.set(&Tensor::from_vec(theta, shape, &Device::Cpu)?)?;
