@@ -4,8 +4,11 @@
 //! MiniLM's encoding time. This computes erf with the rational approximation Eigen and
 //! XLA use for f32 (clamped to [-4, 4], where f32 erf is already ±1), which has no
 //! branches or table lookups, so the compiler turns the loop into SIMD code. Its error
-//! against the exact erf is a few units in the last place; it has no backward pass, like
-//! the other fused inference ops (see `ops::Mode`).
+//! against the exact erf is a few units in the last place.
+//!
+//! [`gelu_erf_inference`] has no backward pass, like the other fused inference ops (see
+//! `ops::Mode`). [`gelu_erf`] has one (`Φ(x) + x φ(x)`, also fused), for trainable layers
+//! such as the fusion model's feed-forward blocks.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
 
@@ -19,7 +22,44 @@ pub fn gelu_erf_inference(xs: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// The same GELU, with a backward pass: usable in layers that are trained.
+pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
+    if matches!(xs.device(), Device::Cpu) && xs.dtype() == DType::F32 {
+        xs.contiguous()?.apply_op1(FastGeluErf)
+    } else {
+        xs.gelu_erf()
+    }
+}
+
 struct FastGeluErf;
+
+/// `d gelu / dx`, times the incoming gradient, in one pass (no backward of its own).
+struct FastGeluErfGrad;
+
+impl candle_core::CustomOp2 for FastGeluErfGrad {
+    fn name(&self) -> &'static str {
+        "fast-gelu-erf-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xs_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (xs, grad) = (f32_slice(xs, xs_layout)?, f32_slice(grad, grad_layout)?);
+        let out: Vec<f32> = xs.iter().zip(grad).map(|(&x, &g)| g * gelu_derivative(x)).collect();
+        Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
+    }
+}
+
+fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(values), Some((start, end))) => Ok(&values[start..end]),
+        _ => candle_core::bail!("fast-gelu-erf expects contiguous f32 values"),
+    }
+}
 
 impl CustomOp1 for FastGeluErf {
     fn name(&self) -> &'static str {
@@ -38,11 +78,23 @@ impl CustomOp1 for FastGeluErf {
         let out: Vec<f32> = values[start..end].iter().map(|&x| gelu(x)).collect();
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let grad = grad_res.contiguous()?;
+        Ok(Some(arg.contiguous()?.apply_op2_no_bwd(&grad, &FastGeluErfGrad)?))
+    }
 }
 
 #[inline(always)]
 fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `Φ(x) + x φ(x)`: the standard normal CDF plus x times its density.
+#[inline(always)]
+fn gelu_derivative(x: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)) + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
 }
 
 /// f32 erf as a ratio of two polynomials in x² (Eigen's `generic_fast_erf_float`).
@@ -98,6 +150,23 @@ mod tests {
         let strided = gelu_erf_inference(&xs)?.to_vec2::<f32>()?;
         let contiguous = gelu_erf_inference(&xs.contiguous()?)?.to_vec2::<f32>()?;
         assert_eq!(strided, contiguous);
+        Ok(())
+    }
+
+    #[test]
+    fn gradient_matches_candle_gelu_erf() -> Result<()> {
+        let start = Tensor::arange(-60f32, 60.0, &Device::Cpu)?.affine(0.1, 0.0)?;
+        let weights = Tensor::randn(0f32, 1.0, 120, &Device::Cpu)?;
+        let grad_of = |f: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<Vec<f32>> {
+            let var = candle_core::Var::from_tensor(&start)?;
+            let grads = (f(var.as_tensor())? * &weights)?.sum_all()?.backward()?;
+            grads.get(&var).expect("a gradient").to_vec1::<f32>()
+        };
+        let ours = grad_of(&|x| gelu_erf(x))?;
+        let exact = grad_of(&|x| x.gelu_erf())?;
+        for (i, (a, b)) in ours.iter().zip(&exact).enumerate() {
+            assert!((a - b).abs() < 1e-5, "gradient at {}: {a} vs {b}", start.get(i)?);
+        }
         Ok(())
     }
 }

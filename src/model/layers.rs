@@ -202,7 +202,8 @@ impl FeedForward {
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let hidden = self.expand.forward(x)?.gelu_erf()?;
+        // candle's `gelu_erf` calls a scalar erf per element (and again in its backward).
+        let hidden = crate::encoders::fast_gelu::gelu_erf(&self.expand.forward(x)?)?;
         self.contract.forward(&self.dropout.forward(&hidden, train)?)
     }
 }
