@@ -6,6 +6,7 @@
 //! text off new memes; `predict` labels them with a trained run; `cli` wires commands to
 //! the layers.
 
+pub mod bench;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The command line: each subcommand is a thin layer over the library.
 
+mod bench;
 mod cache;
 mod cv;
 mod eval;
@@ -77,6 +78,30 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Measure encoder throughput, head-training speed and peak memory on this machine.
+    Bench {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Records to encode and train on (default: ../shared/data/axiom/train.json when
+        /// present, generated AxiOM-format records otherwise).
+        #[arg(long, value_name = "FILE")]
+        data: Option<PathBuf>,
+        /// Use only the first N records.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Epochs of the timed head-training run.
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Also time the leave-one-out ablation sweep (with the config's epochs).
+        #[arg(long)]
+        sweep: bool,
+        /// Write the encoder's output (texts, layers, hidden) to FILE.npy, in record order.
+        #[arg(long, value_name = "FILE")]
+        dump_embeddings: Option<PathBuf>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Follow a run's events live (or replay a finished run) in the dashboard.
     Watch {
         #[arg(value_name = "RUN_DIR")]
@@ -109,6 +134,7 @@ impl ConfigArgs {
 }
 
 pub fn main() -> Result<()> {
+    configure_threads();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let command = cli.command.unwrap_or_else(|| {
@@ -143,7 +169,33 @@ pub fn main() -> Result<()> {
             Command::Predict { run, images, json } => predict::run(&run, &images, json),
             Command::Cache(args) => cache::run(&args.load()?),
             Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed),
+            Command::Bench { config, data, limit, epochs, sweep, dump_embeddings, json } => {
+                let options =
+                    crate::bench::BenchOptions { data, limit, epochs, sweep, dump_embeddings };
+                // The benchmark is synchronous and CPU-bound: keep it off the async workers.
+                let config = config.load()?;
+                tokio::task::spawn_blocking(move || bench::run(config, &options, json)).await?
+            }
             Command::Watch { run } => crate::tui::run_watch(run).await,
         }
     })
+}
+
+/// candle 0.11 splits every elementwise op over 64K elements across a pool of threads that
+/// spin while they wait. On a 2-core machine shared with the dashboard (or anything else)
+/// the spinning costs more than the split saves: head training ran 2-3x slower with it
+/// (docs/benchmarks.md). Matmuls keep their own rayon parallelism, and the text encoder
+/// runs whole batches in parallel. Must run before the first tensor op, while the process
+/// is still single-threaded; an explicit `CANDLE_NUM_THREADS` wins.
+///
+/// `RAYON_NUM_THREADS` is pinned too: unset, candle recounts the physical cores (parsing
+/// `/proc/cpuinfo`) before every matmul, which showed up in head-training profiles.
+fn configure_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads();
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
 }

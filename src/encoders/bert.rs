@@ -230,7 +230,7 @@ impl BertLayer {
     /// `bias` is [`ops::attention_bias`] of the padding mask.
     pub fn forward(&self, hidden: &Tensor, bias: &Tensor, mode: Mode) -> Result<Tensor> {
         let attended = self.attention.forward(hidden, bias, mode)?;
-        let inner = self.activation.forward(&self.intermediate.forward(&attended)?)?;
+        let inner = self.activation.forward(&self.intermediate.forward(&attended)?, mode)?;
         let out = self.output.forward(&inner)?;
         Ok(self.norm.forward(&(out + attended)?, mode)?)
     }

@@ -211,7 +211,7 @@ impl ClipLayer {
         let attended = ops::merge_heads(&ops::attention(&query, &key, &value, None, mode)?)?;
         let xs = (xs + self.out.forward(&attended)?)?;
         let normed = self.norm2.forward(&xs, mode)?;
-        let inner = self.activation.forward(&self.fc1.forward(&normed)?)?;
+        let inner = self.activation.forward(&self.fc1.forward(&normed)?, mode)?;
         Ok((xs + self.fc2.forward(&inner)?)?)
     }
 }

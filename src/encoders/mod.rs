@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod clip;
+pub mod fast_gelu;
 pub mod ops;
 pub mod preprocess;
 pub mod resolve;

@@ -114,8 +114,9 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, xs: &Tensor, mode: Mode) -> Result<Tensor> {
         match self {
+            Activation::Gelu if mode == Mode::Inference => super::fast_gelu::gelu_erf_inference(xs),
             Activation::Gelu => xs.gelu_erf(),
             Activation::GeluNew => xs.gelu(),
             Activation::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,

@@ -2,6 +2,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
+use rayon::prelude::*;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use super::bert::BertModel;
@@ -99,27 +100,50 @@ impl TextEncoder {
 
     /// Encodes `texts` into a `(texts, layers, hidden)` f32 tensor on the CPU, in input order
     /// (batches are formed from length-sorted texts so that padding is not wasted).
+    ///
+    /// Whole batches run in parallel on rayon's pool, one per thread, rather than one batch
+    /// at a time with every matmul split across threads: on few cores that keeps both busy
+    /// through the elementwise ops too, with no per-op synchronisation. The matmuls still
+    /// split when a thread runs out of batches (rayon nests), so the tail stays parallel.
     pub fn encode(&self, texts: &[String], progress: ProgressFn) -> Result<Tensor> {
         let (layers, hidden) = (self.options.layers, self.hidden_size());
         let encodings = self.tokenize(texts)?;
         let order = longest_first(&encodings);
+        let batches: Vec<&[usize]> = order.chunks(self.options.batch_size).collect();
 
         let row = layers * hidden;
         let mut features = vec![0f32; texts.len() * row];
         progress(0, texts.len());
         let mut done = 0;
-        for chunk in order.chunks(self.options.batch_size) {
-            let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
-            let pooled = self
-                .encode_batch(&batch)
-                .with_context(|| format!("encoding texts {done}..{}", done + chunk.len()))?;
-            for (position, &index) in chunk.iter().enumerate() {
-                features[index * row..(index + 1) * row]
-                    .copy_from_slice(&pooled[position * row..(position + 1) * row]);
+        std::thread::scope(|scope| -> Result<()> {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            let encodings = &encodings;
+            scope.spawn(move || {
+                // Stops early once a batch fails or the receiver is gone (it returned an error).
+                let _ = batches.par_iter().try_for_each_with(sender, |sender, &chunk| {
+                    let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
+                    let pooled = self.encode_batch(&batch);
+                    let failed = pooled.is_err();
+                    match sender.send((chunk, pooled)) {
+                        Ok(()) if !failed => Ok(()),
+                        _ => Err(()),
+                    }
+                });
+            });
+            for (chunk, pooled) in receiver {
+                let first = chunk.iter().min().copied().unwrap_or(0);
+                let pooled = pooled.with_context(|| {
+                    format!("encoding a batch of {} texts (text {first} among them)", chunk.len())
+                })?;
+                for (position, &index) in chunk.iter().enumerate() {
+                    features[index * row..(index + 1) * row]
+                        .copy_from_slice(&pooled[position * row..(position + 1) * row]);
+                }
+                done += chunk.len();
+                progress(done, texts.len());
             }
-            done += chunk.len();
-            progress(done, texts.len());
-        }
+            Ok(())
+        })?;
         Ok(Tensor::from_vec(features, (texts.len(), layers, hidden), &Device::Cpu)?)
     }
 

@@ -11,7 +11,7 @@ use super::{Features, LexicalFeatures, TokenStates};
 use crate::cache::{CacheKey, CacheStatus, FeatureCache};
 use crate::config::Config;
 use crate::data::{resolve_images, Dataset, ImageReport, ImageStatus, Sample};
-use crate::encoders::{resolve_model, TextEncoder, TextEncoderOptions, VisionEncoder};
+use crate::encoders::{resolve_model, ModelFiles, TextEncoder, TextEncoderOptions, VisionEncoder};
 use crate::events::TrainEvent;
 
 /// What happened while featurising, for the user.
@@ -174,9 +174,7 @@ fn text_features(
     let settings = &config.text_encoder;
     let files = resolve_model(&settings.model, true)?;
     let texts = model_texts(config, samples);
-    let key = text_key(config, &files, &texts)?
-        .with("layers", settings.layers)
-        .with("pooling", format!("{:?}", settings.pooling));
+    let key = text_cache_key(config, &files, &texts)?;
     cache.get_or_compute(&key, texts.len(), || {
         let options = TextEncoderOptions {
             max_length: settings.max_length,
@@ -259,16 +257,19 @@ fn token_states(
 }
 
 /// The text the encoder sees of each sample.
-fn model_texts(config: &Config, samples: &[Sample]) -> Vec<String> {
+pub fn model_texts(config: &Config, samples: &[Sample]) -> Vec<String> {
     samples.iter().map(|s| s.model_text(config.ablation.ocr, config.ablation.figurative)).collect()
 }
 
+/// The cache key of the pooled text features of `texts`.
+pub fn text_cache_key(config: &Config, files: &ModelFiles, texts: &[String]) -> Result<CacheKey> {
+    Ok(text_key(config, files, texts)?
+        .with("layers", config.text_encoder.layers)
+        .with("pooling", format!("{:?}", config.text_encoder.pooling)))
+}
+
 /// What any encoding of `texts` by the configured text encoder depends on.
-fn text_key(
-    config: &Config,
-    files: &crate::encoders::ModelFiles,
-    texts: &[String],
-) -> Result<CacheKey> {
+fn text_key(config: &Config, files: &ModelFiles, texts: &[String]) -> Result<CacheKey> {
     Ok(CacheKey::new("text")
         .with("model", files.fingerprint()?)
         .with("texts_sha256", texts_digest(texts))

@@ -11,9 +11,9 @@
 //! never reach the fused token.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Init, Linear, VarBuilder};
+use candle_nn::{Init, VarBuilder};
 
-use super::layers::{AttentionBlock, Dropout};
+use super::layers::{linear, AttentionBlock, Dropout, Linear};
 
 #[derive(Debug, Clone)]
 pub struct Classifier {

@@ -6,9 +6,9 @@
 //! which expert each class routes to.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
-use super::layers::{Dropout, FeedForward};
+use super::layers::{linear, Dropout, FeedForward, Linear};
 
 #[derive(Debug, Clone)]
 pub struct MixtureOfExperts {

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
-use super::layers::{Dropout, LayerNorm};
+use super::layers::{linear, Dropout, LayerNorm, Linear};
 
 /// `(layers, input width)` of the projection saved under `prefix` in `weights`, or `None`
 /// when the checkpoint has no such projection (that modality was not used).

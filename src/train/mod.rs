@@ -1,6 +1,7 @@
 //! The training engine. It runs on tokio's blocking pool (or any thread) and reports only
 //! through [`TrainEvent`]s: it never touches the terminal.
 
+mod adamw;
 mod batches;
 mod cv;
 mod device;
@@ -13,6 +14,7 @@ mod schedule;
 mod trained;
 mod trainer;
 
+pub use adamw::FusedAdamW;
 pub use batches::Targets;
 pub use cv::{cross_validate, CvSummary, FoldResult};
 pub use device::{describe as describe_device, select_device};

@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 
+use super::adamw::FusedAdamW;
 use super::batches::{batch, epoch_order, Targets};
 use super::evaluate::{decide, gate_usage, misclassified, predict, score, Predictions};
 use super::prepare::{Prepared, Split};
@@ -341,8 +342,8 @@ impl Trainer<'_> {
 /// layers at `train.encoder_lr`: pretrained weights need far smaller steps than fresh ones.
 /// Both follow the same schedule; gradients are clipped by one global norm before either.
 struct Optimizers {
-    head: AdamW,
-    encoder: Option<AdamW>,
+    head: FusedAdamW,
+    encoder: Option<FusedAdamW>,
     /// `encoder_lr / lr`, so that the schedule's rate scales to the encoder's.
     encoder_ratio: f64,
 }
@@ -361,10 +362,10 @@ impl Optimizers {
             |lr| ParamsAdamW { lr, weight_decay: train.weight_decay, ..Default::default() };
         let encoder = match encoder.is_empty() {
             true => None,
-            false => Some(AdamW::new(encoder, params(train.encoder_lr))?),
+            false => Some(FusedAdamW::new(encoder, params(train.encoder_lr))?),
         };
         Ok(Self {
-            head: AdamW::new(head, params(train.lr))?,
+            head: FusedAdamW::new(head, params(train.lr))?,
             encoder,
             encoder_ratio: if train.lr > 0.0 { train.encoder_lr / train.lr } else { 0.0 },
         })

@@ -1,0 +1,70 @@
+//! `memescope bench --json` end to end, on generated records and a tiny random BERT.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn bench_json_reports_positive_rates_and_dumps_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let bert = dir.path().join("tiny-bert");
+    memescope::testing::write_tiny_bert(&bert).unwrap();
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\nformat = \"axiom\"\ntrain = \"unused.json\"\n\
+             [text_encoder]\nmodel = \"{}\"\nmax_length = 32\nlayers = 2\npooling = \"mean\"\n\
+             [model]\nfusion_dim = 16\nheads = 2\nexperts = 2\n\
+             [train]\nepochs = 1\nbatch_size = 8\n",
+            bert.display()
+        ),
+    )
+    .unwrap();
+    let dump = dir.path().join("embeddings.npy");
+    // Run inside the temp dir: ../shared/data is absent there, so the records are generated.
+    let output = Command::new(env!("CARGO_BIN_EXE_memescope"))
+        .current_dir(dir.path())
+        .args(["bench", "--json", "--limit", "40", "--epochs", "2", "--sweep", "--config"])
+        .arg(&config)
+        .arg("--dump-embeddings")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench failed: {stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
+
+    assert!(report["data"].as_str().unwrap().contains("generated"), "{report}");
+    assert_eq!(report["texts"], 40);
+    assert_eq!(report["epochs"], 2);
+    for field in [
+        "encode_texts_per_s",
+        "encode_tokens_per_s",
+        "encode_seconds",
+        "train_samples_per_s",
+        "epoch_seconds",
+        "peak_memory_mb",
+    ] {
+        let value = report[field].as_f64().unwrap_or_else(|| panic!("{field} missing: {report}"));
+        assert!(value > 0.0, "{field} = {value}");
+    }
+    for field in ["encode_cpu_seconds", "train_cpu_seconds"] {
+        // CPU time has a 10 ms resolution, so a tiny run may round to zero.
+        assert!(report[field].as_f64().is_some_and(|v| v >= 0.0), "{field}: {report}");
+    }
+    assert!(report["tokens"].as_u64().unwrap() > 40 * 2, "at least the special tokens");
+    // The validation split keeps 1/8 of the records out of training.
+    assert_eq!(report["train_samples"], 35);
+    // All on and five modules off; "-ocr" has nothing to learn from without images.
+    assert_eq!(report["sweep"]["runs"], 6);
+    assert_eq!(report["sweep"]["failed"], serde_json::json!(["-ocr"]));
+    assert!(report["sweep"]["seconds"].as_f64().unwrap() > 0.0);
+
+    // (40 texts, 2 layers, 32 wide) f32 after the 64-byte-aligned header.
+    let bytes = std::fs::read(&dump).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.contains("'shape': (40, 2, 32)"), "{header}");
+    assert_eq!(bytes.len() - 10 - header_len, 40 * 2 * 32 * 4);
+}
