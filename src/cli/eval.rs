@@ -20,11 +20,11 @@ struct EvalReport<'a> {
 }
 
 pub fn run(run_dir: &Path, data: &Path, images: Option<&Path>) -> Result<()> {
-    let metrics = evaluate(run_dir, data, images)?;
+    let Evaluation { samples, metrics } = evaluate(run_dir, data, images)?;
     let report = EvalReport {
         run: run_dir,
         data,
-        samples: metrics.per_class.iter().map(|c| c.support).max().unwrap_or(0),
+        samples,
         macro_f1: metrics.macro_f1,
         weighted_f1: metrics.weighted_f1,
         per_class: &metrics.per_class,
@@ -34,12 +34,19 @@ pub fn run(run_dir: &Path, data: &Path, images: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// How the run's best checkpoint does on a labelled file.
+pub struct Evaluation {
+    pub samples: usize,
+    pub metrics: Metrics,
+}
+
 /// The metrics of the run's best checkpoint on `data`.
-pub fn evaluate(run_dir: &Path, data: &Path, images: Option<&Path>) -> Result<Metrics> {
+pub fn evaluate(run_dir: &Path, data: &Path, images: Option<&Path>) -> Result<Evaluation> {
     let trained = load_trained_run(run_dir)?;
     let mut log = |event| tracing::info!(?event, "eval");
     let split = prepare_eval(&trained.config, data, images, &trained.device, &mut log)?;
     let probabilities = trained.probabilities(&split.features)?;
     let targets = Targets::of(&split.dataset);
-    Ok(score(&trained.space, &targets.labels, &trained.decide(&probabilities)))
+    let metrics = score(&trained.space, &targets.labels, &trained.decide(&probabilities));
+    Ok(Evaluation { samples: split.dataset.len(), metrics })
 }

@@ -8,7 +8,7 @@ mod predict;
 mod progress;
 mod train;
 
-pub use eval::evaluate;
+pub use eval::{evaluate, Evaluation};
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
