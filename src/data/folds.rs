@@ -10,8 +10,9 @@
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
+use super::split::iterative_stratification;
 use super::Dataset;
 
 /// The validation indices of each of `k` folds (each sorted ascending); together they cover
@@ -28,7 +29,8 @@ pub fn stratified_folds(dataset: &Dataset, k: usize, seed: u64) -> Vec<Vec<usize
     let mut rng = StdRng::seed_from_u64(seed);
     let label_sets: Vec<&[usize]> = dataset.samples.iter().map(|s| s.labels.as_slice()).collect();
     let fold_of = if dataset.space.multi_label {
-        iterative_folds(&label_sets, dataset.space.len(), k, &mut rng)
+        let fractions = vec![1.0 / k as f64; k];
+        iterative_stratification(&label_sets, dataset.space.len(), &fractions, &mut rng)
     } else {
         round_robin_folds(&label_sets, dataset.space.len(), k, &mut rng)
     };
@@ -72,67 +74,6 @@ fn round_robin_folds(
         }
     }
     fold_of
-}
-
-fn iterative_folds(
-    label_sets: &[&[usize]],
-    n_labels: usize,
-    k: usize,
-    rng: &mut StdRng,
-) -> Vec<usize> {
-    let n = label_sets.len();
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_labels];
-    for (i, labels) in label_sets.iter().enumerate() {
-        for &l in *labels {
-            members[l].push(i);
-        }
-    }
-    for m in &mut members {
-        m.shuffle(rng);
-    }
-    let share = 1.0 / k as f64;
-    let mut wanted_total = vec![share * n as f64; k];
-    let mut wanted: Vec<Vec<f64>> =
-        (0..k).map(|_| members.iter().map(|m| share * m.len() as f64).collect()).collect();
-    let mut fold: Vec<Option<usize>> = vec![None; n];
-    let mut remaining: Vec<usize> = members.iter().map(Vec::len).collect();
-    while let Some(label) =
-        (0..n_labels).filter(|&l| remaining[l] > 0).min_by_key(|&l| remaining[l])
-    {
-        for &i in &members[label] {
-            if fold[i].is_some() {
-                continue;
-            }
-            let key = |f: usize| (wanted[f][label], wanted_total[f]);
-            let best = (0..k).map(key).fold((f64::MIN, f64::MIN), |a, b| {
-                if b.partial_cmp(&a) == Some(std::cmp::Ordering::Greater) {
-                    b
-                } else {
-                    a
-                }
-            });
-            let tied: Vec<usize> = (0..k).filter(|&f| key(f) == best).collect();
-            let chosen = tied[rng.random_range(0..tied.len())];
-            fold[i] = Some(chosen);
-            wanted_total[chosen] -= 1.0;
-            for &l in label_sets[i] {
-                wanted[chosen][l] -= 1.0;
-                remaining[l] -= 1;
-            }
-        }
-    }
-    // Samples without labels only balance the fold sizes.
-    fold.into_iter()
-        .map(|f| {
-            f.unwrap_or_else(|| {
-                let chosen = (0..k)
-                    .max_by(|&a, &b| wanted_total[a].total_cmp(&wanted_total[b]))
-                    .expect("k >= 2");
-                wanted_total[chosen] -= 1.0;
-                chosen
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

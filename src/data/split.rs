@@ -91,17 +91,30 @@ fn per_class_split(
     in_val
 }
 
-/// Multi-label: iterative stratification into two folds (0 = train, 1 = validation).
 fn iterative_split(
     label_sets: &[&[usize]],
     n_labels: usize,
     val_fraction: f64,
     rng: &mut StdRng,
 ) -> Vec<bool> {
-    const TRAIN: usize = 0;
-    const VAL: usize = 1;
-    let fractions = [1.0 - val_fraction, val_fraction];
+    iterative_stratification(label_sets, n_labels, &[1.0 - val_fraction, val_fraction], rng)
+        .into_iter()
+        .map(|fold| fold == 1)
+        .collect()
+}
+
+/// Iterative stratification (Sechidis et al., 2011): assigns each sample to one of
+/// `fractions.len()` folds so that every label is shared out in those fractions. The label
+/// with the fewest unassigned samples is dealt first, each of its samples going to the fold
+/// that most lacks that label. Used for the validation split and for k-fold CV alike.
+pub(super) fn iterative_stratification(
+    label_sets: &[&[usize]],
+    n_labels: usize,
+    fractions: &[f64],
+    rng: &mut StdRng,
+) -> Vec<usize> {
     let n = label_sets.len();
+    let k = fractions.len();
 
     // Samples of each label, in a seeded random order.
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_labels];
@@ -121,7 +134,6 @@ fn iterative_split(
 
     let mut fold: Vec<Option<usize>> = vec![None; n];
     let mut remaining: Vec<usize> = members.iter().map(Vec::len).collect();
-    // Deal out the label with the fewest unassigned samples first.
     while let Some(label) =
         (0..n_labels).filter(|&l| remaining[l] > 0).min_by_key(|&l| remaining[l])
     {
@@ -139,23 +151,35 @@ fn iterative_split(
         }
     }
     // Samples without any label (not produced by the reader, but possible in code-built
-    // datasets) only balance the fold sizes.
-    for f in fold.iter_mut().filter(|f| f.is_none()) {
-        let chosen = if wanted_total[VAL] > wanted_total[TRAIN] { VAL } else { TRAIN };
-        wanted_total[chosen] -= 1.0;
-        *f = Some(chosen);
-    }
-    fold.into_iter().map(|f| f == Some(VAL)).collect()
+    // datasets) only balance the fold sizes: each goes to the first fold that wants most.
+    fold.into_iter()
+        .map(|f| {
+            f.unwrap_or_else(|| {
+                let chosen = (0..k)
+                    .min_by(|&a, &b| wanted_total[b].total_cmp(&wanted_total[a]))
+                    .expect("at least one fold");
+                wanted_total[chosen] -= 1.0;
+                chosen
+            })
+        })
+        .collect()
 }
 
 /// The fold that most wants another sample of `label`; ties go to the fold that wants the
-/// most samples overall, then to a random one.
+/// most samples overall, then to a random one of the tied folds.
 fn pick_fold(wanted: &[Vec<f64>], wanted_total: &[f64], label: usize, rng: &mut StdRng) -> usize {
     let key = |f: usize| (wanted[f][label], wanted_total[f]);
-    let (a, b) = (key(0), key(1));
-    match a.partial_cmp(&b) {
-        Some(std::cmp::Ordering::Greater) => 0,
-        Some(std::cmp::Ordering::Less) => 1,
-        _ => rng.random_range(0..2),
+    let best = (1..wanted.len()).map(key).fold(key(0), |a, b| {
+        if b.partial_cmp(&a) == Some(std::cmp::Ordering::Greater) {
+            b
+        } else {
+            a
+        }
+    });
+    let tied: Vec<usize> = (0..wanted.len()).filter(|&f| key(f) == best).collect();
+    if tied.len() == 1 {
+        tied[0]
+    } else {
+        tied[rng.random_range(0..tied.len())]
     }
 }

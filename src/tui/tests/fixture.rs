@@ -18,14 +18,7 @@ use crate::train::StopFlag;
 use crate::tui::launcher::{LaunchedRun, Launcher};
 use crate::tui::App;
 
-pub const LABELS: [&str; 6] = [
-    "Nervousness",
-    "Lack of Worry Control",
-    "Excessive Worry",
-    "Difficulty Relaxing",
-    "Restlessness",
-    "Impending Doom",
-];
+pub use crate::data::AXIOM_LABELS as LABELS;
 pub const STEPS_PER_EPOCH: usize = 20;
 
 pub fn config() -> Config {
