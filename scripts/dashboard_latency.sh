@@ -2,6 +2,7 @@
 # Key-press → redraw latency of the dashboard while a run trains (not run in CI).
 #
 #   scripts/dashboard_latency.sh [CONFIG] [TRIALS]   (default configs/axiom-text.toml, 20)
+#   IDLE=1 scripts/dashboard_latency.sh ...           the same with no run training (baseline)
 #
 # Starts `memescope train CONFIG` (the dashboard) in a detached tmux session, waits until
 # training steps arrive, then TRIALS times presses `?` and polls `tmux capture-pane` until
@@ -43,15 +44,21 @@ until_screen() {
     echo "timeout"
 }
 
-tmux new-session -d -s "$SESSION" -x 120 -y 40 \
-    "$BIN train --config $CONFIG --set paths.runs=$WORK/runs --set train.epochs=1000 --set train.patience=0; sleep 60"
-# Training has started once the loss pane shows a step count; give it a few seconds more.
-deadline=$((SECONDS + 600))
-until screen | grep -Eq 'step [0-9]+|epoch [0-9]+'; do
-    ((SECONDS < deadline)) || { echo "training did not start"; screen; exit 1; }
-    sleep 0.5
-done
-sleep 3
+if [[ -n ${IDLE:-} ]]; then
+    tmux new-session -d -s "$SESSION" -x 120 -y 40 \
+        "$BIN tui --config $CONFIG --set paths.runs=$WORK/runs; sleep 60"
+    sleep 3
+else
+    tmux new-session -d -s "$SESSION" -x 120 -y 40 \
+        "$BIN train --config $CONFIG --set paths.runs=$WORK/runs --set train.epochs=1000 --set train.patience=0; sleep 60"
+    # Training has started once the header shows a step count; give it a few seconds more.
+    deadline=$((SECONDS + 600))
+    until screen | grep -Eq 'step [0-9]+|epoch [0-9]+'; do
+        ((SECONDS < deadline)) || { echo "training did not start"; screen; exit 1; }
+        sleep 0.5
+    done
+    sleep 3
+fi
 
 HELP='any key closes it'
 latencies=()
@@ -66,7 +73,7 @@ for ((i = 1; i <= TRIALS; i++)); do
     latencies+=("$shown" "$hidden")
     sleep 0.2
 done
-screen | grep -Eo 'step [0-9]+|epoch [0-9]+' | head -2 | tr '\n' ' '
+screen | grep -Eo 'step [0-9]+|epoch [0-9]+' | head -2 | tr '\n' ' ' || true
 echo
 printf '%s\n' "${latencies[@]}" | grep -v timeout | sort -n | awk '
     { v[NR] = $1 } END { if (NR) printf "median %d ms, max %d ms over %d redraws\n", v[int((NR + 1) / 2)], v[NR], NR }'
