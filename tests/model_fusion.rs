@@ -454,20 +454,10 @@ fn missing_inputs_are_reported() {
     assert!(err.to_string().contains("no text features"), "{err}");
 }
 
+/// Macro-F1 by the crate's metrics (checked against scikit-learn in tests/metrics.rs).
 fn macro_f1(predicted: &[usize], truth: &[usize], classes: usize) -> f64 {
-    let f1s: Vec<f64> = (0..classes)
-        .map(|c| {
-            let tp = predicted.iter().zip(truth).filter(|(p, t)| **p == c && **t == c).count();
-            let fp = predicted.iter().zip(truth).filter(|(p, t)| **p == c && **t != c).count();
-            let fn_ = predicted.iter().zip(truth).filter(|(p, t)| **p != c && **t == c).count();
-            if tp == 0 {
-                0.0
-            } else {
-                2.0 * tp as f64 / (2 * tp + fp + fn_) as f64
-            }
-        })
-        .collect();
-    f1s.iter().sum::<f64>() / classes as f64
+    let labels: Vec<String> = (0..classes).map(|c| format!("class {c}")).collect();
+    memescope::metrics::single_label_metrics(&labels, truth, predicted).macro_f1
 }
 
 #[test]

@@ -1,11 +1,15 @@
 //! OCR with the real Tesseract binary (installed by scripts/setup.sh) on captions rendered
 //! here, so the expected text is known exactly.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 use memescope::ocr::caption::{draw_meme_caption, load_font, split_top_bottom, CaptionStyle};
 use memescope::ocr::{OcrEngine, Tesseract};
+
+use common::{assert_words_read, words};
 
 fn font_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fonts/DejaVuSans-Bold.ttf")
@@ -30,23 +34,6 @@ fn noisy_gradient(width: u32, height: u32) -> RgbImage {
         let speckle = ((x * 7919 + y * 104_729) % 41) as u8;
         Rgb([40 + (x * 150 / width) as u8 + speckle, 70 + speckle, 60 + (y * 140 / height) as u8])
     })
-}
-
-/// Lower-cased words without punctuation.
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase())
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Asserts every word of `expected` is among the recognised words, ignoring case and
-/// punctuation (exact spacing and stray marks vary between Tesseract versions).
-fn assert_words_read(expected: &str, recognised: &str) {
-    let read = words(recognised);
-    for word in words(expected) {
-        assert!(read.contains(&word), "`{word}` not recognised; tesseract read `{recognised}`");
-    }
 }
 
 #[test]

@@ -15,6 +15,8 @@ use memescope::ocr::{OcrPolicy, Tesseract};
 use memescope::predict::{expand_inputs, predict_images};
 use memescope::train::{self, load_trained_run, StopFlag};
 
+use common::assert_words_read;
+
 /// Renders `caption` meme-style on a plain dark background and saves it as PNG.
 fn render(path: &Path, caption: &str) {
     let font =
@@ -25,22 +27,6 @@ fn render(path: &Path, caption: &str) {
     let style = CaptionStyle { max_px: 40.0, outline_px: 2, ..CaptionStyle::default() };
     draw_meme_caption(&mut image, &font, &top, &bottom, &style);
     image.save(path).unwrap();
-}
-
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase())
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Every word of `expected` is among the recognised ones (case and punctuation aside:
-/// stray marks vary between Tesseract versions).
-fn assert_words_read(expected: &str, recognised: &str) {
-    let read = words(recognised);
-    for word in words(expected) {
-        assert!(read.contains(&word), "`{word}` not recognised; tesseract read `{recognised}`");
-    }
 }
 
 /// A few epochs of a single-label run (text + images) on synthetic AxiOM memes.

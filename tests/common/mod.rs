@@ -194,3 +194,20 @@ cache = "{cache}"
         cache = dir.join("cache").display(),
     )
 }
+
+/// Lower-cased words without punctuation.
+pub fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Asserts every word of `expected` is among the recognised words, ignoring case and
+/// punctuation (exact spacing and stray marks vary between Tesseract versions).
+pub fn assert_words_read(expected: &str, recognised: &str) {
+    let read = words(recognised);
+    for word in words(expected) {
+        assert!(read.contains(&word), "`{word}` not recognised; tesseract read `{recognised}`");
+    }
+}
