@@ -8,6 +8,7 @@ mod device;
 mod evaluate;
 mod load;
 mod prepare;
+mod priority;
 mod report;
 mod run_dir;
 mod schedule;
@@ -21,6 +22,7 @@ pub use device::{describe as describe_device, select_device};
 pub use evaluate::{decide, predict, probabilities, score, Predictions};
 pub use load::{load_data, ocr_cache_dir, LoadedData};
 pub use prepare::{load_train, prepare, prepare_eval, Loaded, Prepared, Split};
+pub use priority::lower_compute_pool_priority;
 pub use report::{Report, TrainState};
 pub use run_dir::{read_json, write_json, RunDir};
 pub use trained::{load_trained_run, TrainedRun};
@@ -74,7 +76,10 @@ fn spawn(
     let (sender, events) = tokio::sync::mpsc::unbounded_channel();
     let stop = StopFlag::default();
     let flag = stop.clone();
-    let outcome = tokio::task::spawn_blocking(move || job(&mut ChannelSink(sender), flag));
+    let outcome = tokio::task::spawn_blocking(move || {
+        priority::yield_to_interactive_threads();
+        job(&mut ChannelSink(sender), flag)
+    });
     RunHandle { events, stop, outcome }
 }
 

@@ -49,6 +49,7 @@ pub async fn train_live(config: Config, runs_dir: PathBuf) -> Result<()> {
 }
 
 async fn open_live(mut config: Config, runs_dir: PathBuf, start: bool) -> Result<()> {
+    crate::train::lower_compute_pool_priority();
     config.paths.runs = runs_dir.clone();
     std::fs::create_dir_all(&runs_dir)
         .with_context(|| format!("creating runs directory {}", runs_dir.display()))?;
