@@ -22,11 +22,16 @@ fn bench_json_reports_positive_rates_and_dumps_embeddings() {
     )
     .unwrap();
     let dump = dir.path().join("embeddings.npy");
-    // Run inside the temp dir: ../shared/data is absent there, so the records are generated.
+    // Generated records, passed explicitly: whether ../shared/data exists depends on where
+    // the checkout (and the temp dir) happen to live.
+    let records = dir.path().join("generated-records.json");
+    memescope::bench::write_axiom_records(&records, 60, 7).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_memescope"))
         .current_dir(dir.path())
         .args(["bench", "--json", "--limit", "40", "--epochs", "2", "--sweep", "--config"])
         .arg(&config)
+        .arg("--data")
+        .arg(&records)
         .arg("--dump-embeddings")
         .arg(&dump)
         .output()
@@ -35,7 +40,7 @@ fn bench_json_reports_positive_rates_and_dumps_embeddings() {
     assert!(output.status.success(), "bench failed: {stderr}");
     let report: Value = serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
 
-    assert!(report["data"].as_str().unwrap().contains("generated"), "{report}");
+    assert!(report["data"].as_str().unwrap().contains("generated-records.json"), "{report}");
     assert_eq!(report["texts"], 40);
     assert_eq!(report["epochs"], 2);
     for field in [
