@@ -1,6 +1,7 @@
-//! Computing (or fetching from the cache) the features of one dataset file.
+//! Computing (or fetching from the cache) the features of a set of samples: a dataset file
+//! or unlabelled images.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -10,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::{Features, LexicalFeatures, TokenStates};
 use crate::cache::{CacheKey, CacheStatus, FeatureCache};
 use crate::config::Config;
-use crate::data::{resolve_images, Dataset, ImageReport, ImageStatus, Sample};
+use crate::data::{ImageReport, ImageStatus, Sample};
 use crate::encoders::{resolve_model, ModelFiles, TextEncoder, TextEncoderOptions, VisionEncoder};
 use crate::events::TrainEvent;
 
@@ -28,23 +29,6 @@ pub struct FeatureReport {
 
 /// Images are decoded and encoded this many at a time, so memory stays bounded.
 const IMAGE_CHUNK: usize = 256;
-
-/// Features for every sample of `dataset` (one file), with `images_dir` as its image folder.
-pub fn featurize(
-    config: &Config,
-    dataset: &Dataset,
-    images_dir: Option<&Path>,
-    device: &Device,
-    emit: &mut dyn FnMut(TrainEvent),
-) -> Result<(Features, FeatureReport)> {
-    let images = images_dir.map(|dir| resolve_images(dir, &dataset.samples));
-    let input = FeatureInput {
-        name: dataset.source.display().to_string(),
-        samples: &dataset.samples,
-        images: images.as_ref(),
-    };
-    featurize_samples(config, &input, device, emit)
-}
 
 /// Samples to featurise: a dataset file's records, or unlabelled images to predict.
 pub struct FeatureInput<'a> {

@@ -7,9 +7,7 @@ mod build;
 mod lexical;
 mod tokens;
 
-pub use build::{
-    featurize, featurize_samples, model_texts, text_cache_key, FeatureInput, FeatureReport,
-};
+pub use build::{featurize_samples, model_texts, text_cache_key, FeatureInput, FeatureReport};
 pub use lexical::{hashed_ngrams, LexicalFeatures};
 pub use tokens::TokenStates;
 
