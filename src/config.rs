@@ -117,6 +117,11 @@ pub struct ModelConfig {
     pub heads: usize,
     #[serde(default = "defaults::experts")]
     pub experts: usize,
+    /// Models trained side by side from different initial weights and dropout masks on the
+    /// same features (and fine-tuned text layers); their mean probabilities are the
+    /// prediction. 1 is a single model.
+    #[serde(default = "defaults::ensemble")]
+    pub ensemble: usize,
     #[serde(default = "defaults::dropout")]
     pub dropout: f32,
     /// InfoNCE temperature.
@@ -128,12 +133,29 @@ pub struct ModelConfig {
     /// Weight of the MoE load-balancing term (0 disables it).
     #[serde(default = "defaults::load_balance_weight")]
     pub load_balance_weight: f32,
-    /// Hash buckets of the lexical expert's word 1–2-gram features (`ablation.lexical`).
+    /// Hash buckets of the lexical expert's n-gram features (`ablation.lexical`).
     #[serde(default = "defaults::lexical_buckets")]
     pub lexical_buckets: usize,
+    /// `[shortest, longest]` character n-grams within words the lexical expert counts beside
+    /// word 1–2-grams; empty for words alone.
+    #[serde(default)]
+    pub lexical_char_ngrams: Vec<usize>,
     /// Transformer blocks in the classifier before the MLP head.
     #[serde(default = "defaults::classifier_layers")]
     pub classifier_layers: usize,
+}
+
+impl ModelConfig {
+    /// What the lexical stream counts (the config has been validated).
+    pub fn lexical_spec(&self) -> crate::features::LexicalSpec {
+        crate::features::LexicalSpec {
+            buckets: self.lexical_buckets,
+            char_ngrams: match self.lexical_char_ngrams.as_slice() {
+                [shortest, longest] => Some((*shortest, *longest)),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -275,6 +297,9 @@ pub struct TrainConfig {
     /// following the same warmup/decay schedule as `lr`.
     #[serde(default = "defaults::encoder_lr")]
     pub encoder_lr: f64,
+    /// Learning rate of the lexical expert (`ablation.lexical`), same schedule as `lr`.
+    #[serde(default = "defaults::lexical_lr")]
+    pub lexical_lr: f64,
     #[serde(default = "defaults::weight_decay")]
     pub weight_decay: f64,
     /// Fraction of all steps spent warming up the learning rate.
@@ -350,6 +375,9 @@ mod defaults {
     pub fn heads() -> usize {
         4
     }
+    pub fn ensemble() -> usize {
+        1
+    }
     pub fn experts() -> usize {
         4
     }
@@ -382,6 +410,9 @@ mod defaults {
     }
     pub fn encoder_lr() -> f64 {
         5e-5
+    }
+    pub fn lexical_lr() -> f64 {
+        1e-3
     }
     pub fn weight_decay() -> f64 {
         0.01
@@ -475,8 +506,15 @@ impl Config {
                 self.model.heads
             );
         }
-        if self.model.experts == 0 || self.train.batch_size == 0 || self.text_encoder.layers == 0 {
-            bail!("model.experts, train.batch_size and text_encoder.layers must be at least 1");
+        if self.model.experts == 0
+            || self.model.ensemble == 0
+            || self.train.batch_size == 0
+            || self.text_encoder.layers == 0
+        {
+            bail!(
+                "model.experts, model.ensemble, train.batch_size and text_encoder.layers must \
+                 be at least 1"
+            );
         }
         let finetune = self.text_encoder.finetune_layers;
         if finetune > 0 && self.text_encoder.layers > finetune + 1 {
@@ -491,6 +529,13 @@ impl Config {
         }
         if self.ablation.lexical && self.model.lexical_buckets == 0 {
             bail!("model.lexical_buckets must be at least 1 when ablation.lexical is on");
+        }
+        match self.model.lexical_char_ngrams.as_slice() {
+            [] => {}
+            [shortest, longest] if 1 <= *shortest && shortest <= longest => {}
+            other => bail!(
+                "model.lexical_char_ngrams must be [] or [shortest, longest] with                  1 <= shortest <= longest, got {other:?}"
+            ),
         }
         if !(0.0..=1.0).contains(&self.model.contrastive_weight) {
             bail!("model.contrastive_weight must be in [0, 1]");
@@ -585,6 +630,21 @@ model = "models/all-MiniLM-L6-v2"
         let too_few = format!("{MINIMAL}finetune_layers = 1\n");
         let err = format!("{:#}", Config::from_toml_str(&too_few).unwrap_err());
         assert!(err.contains("text_encoder.layers = 3") && err.contains("(2:"), "{err}");
+    }
+
+    #[test]
+    fn character_ngrams_are_a_range_or_nothing() {
+        let with = |value: &str| {
+            let mut table: toml::Table = toml::from_str(MINIMAL).unwrap();
+            apply_override(&mut table, &format!("model.lexical_char_ngrams={value}")).unwrap();
+            Config::from_toml_str(&toml::to_string(&table).unwrap())
+        };
+        assert_eq!(with("[2, 5]").unwrap().model.lexical_spec().char_ngrams, Some((2, 5)));
+        assert_eq!(with("[]").unwrap().model.lexical_spec().char_ngrams, None);
+        for bad in ["[5, 2]", "[0, 3]", "[3]"] {
+            let err = format!("{:#}", with(bad).unwrap_err());
+            assert!(err.contains("lexical_char_ngrams"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -47,13 +47,16 @@ fn fine_tuned_layers_start_as_the_frozen_encoder() {
             TextTop::pretrained(&files, finetune, exposed, pooling, &varmap, &Device::Cpu).unwrap();
         // Batches in another order and grouping than the encoder's length-sorted ones.
         let order = [3, 0, 4, 1, 2];
-        let pooled = top.forward(&tokens.padded(&order, &Device::Cpu).unwrap()).unwrap();
+        let batch = tokens.padded(&order, &Device::Cpu).unwrap();
         let index = Tensor::new(&order.map(|i| i as u32), &Device::Cpu).unwrap();
         let expected = frozen.index_select(&index, 0).unwrap();
-        let diff =
-            (pooled - expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>();
-        let diff = diff.unwrap();
-        assert!(diff < 1e-4, "fine-tuning {finetune} ({pooling:?}): differs by {diff}");
+        // Training (backward-safe ops) and evaluation (fused ops) compute the same thing.
+        for train in [true, false] {
+            let pooled = top.forward(&batch, train).unwrap();
+            let diff = (pooled - &expected).unwrap().abs().unwrap().max_all().unwrap();
+            let diff = diff.to_scalar::<f32>().unwrap();
+            assert!(diff < 1e-4, "fine-tuning {finetune} ({pooling:?}, train {train}): {diff}");
+        }
     }
 }
 

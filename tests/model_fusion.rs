@@ -460,6 +460,27 @@ fn macro_f1(predicted: &[usize], truth: &[usize], classes: usize) -> f64 {
     memescope::metrics::single_label_metrics(&labels, truth, predicted).macro_f1
 }
 
+/// 120 AdamW steps over `train` in order; returns the first step's loss.
+fn train_steps(
+    varmap: &VarMap,
+    model: &FusionModel,
+    train: &Samples,
+    batch_size: usize,
+    multi_label: bool,
+) -> f32 {
+    let params = ParamsAdamW { lr: 3e-3, ..ParamsAdamW::default() };
+    let mut optimiser = AdamW::new(varmap.all_vars(), params).unwrap();
+    let mut first_loss = None;
+    for step in 0..120 {
+        let start = (step * batch_size) % train.len();
+        let batch = train.batch(start..start + batch_size, model.num_labels(), multi_label);
+        let loss = model.loss(&model.forward(&batch, true).unwrap(), &batch).unwrap();
+        first_loss.get_or_insert(loss.total.to_scalar::<f32>().unwrap());
+        optimiser.backward_step(&loss.total).unwrap();
+    }
+    first_loss.expect("at least one step")
+}
+
 #[test]
 fn learns_a_synthetic_task_to_high_macro_f1() {
     let (classes, batch_size) = (6, 40);
@@ -467,16 +488,7 @@ fn learns_a_synthetic_task_to_high_macro_f1() {
     let train = task.samples(240, false, 22);
     let held_out = task.samples(120, false, 23);
     let (varmap, model) = build(&Ablation::default(), both_streams(), classes, false, 7);
-    let params = ParamsAdamW { lr: 3e-3, ..ParamsAdamW::default() };
-    let mut optimiser = AdamW::new(varmap.all_vars(), params).unwrap();
-    let mut first_loss = None;
-    for step in 0..120 {
-        let start = (step * batch_size) % train.len();
-        let batch = train.batch(start..start + batch_size, classes, false);
-        let loss = model.loss(&model.forward(&batch, true).unwrap(), &batch).unwrap();
-        first_loss.get_or_insert(loss.total.to_scalar::<f32>().unwrap());
-        optimiser.backward_step(&loss.total).unwrap();
-    }
+    let first_loss = train_steps(&varmap, &model, &train, batch_size, false);
     let batch = held_out.batch(0..held_out.len(), classes, false);
     let logits = model.forward(&batch, false).unwrap().logits;
     let predicted: Vec<usize> = logits
@@ -491,7 +503,7 @@ fn learns_a_synthetic_task_to_high_macro_f1() {
         .collect();
     let truth: Vec<usize> = held_out.truth.iter().map(|t| t[0]).collect();
     let f1 = macro_f1(&predicted, &truth, classes);
-    assert!(f1 >= 0.9, "held-out macro-F1 {f1:.3} (first loss {first_loss:?})");
+    assert!(f1 >= 0.9, "held-out macro-F1 {f1:.3} (first loss {first_loss})");
 }
 
 #[test]
@@ -501,14 +513,7 @@ fn learns_a_multi_label_synthetic_task() {
     let train = task.samples(240, true, 32);
     let held_out = task.samples(120, true, 33);
     let (varmap, model) = build(&Ablation::default(), both_streams(), labels, true, 8);
-    let params = ParamsAdamW { lr: 3e-3, ..ParamsAdamW::default() };
-    let mut optimiser = AdamW::new(varmap.all_vars(), params).unwrap();
-    for step in 0..120 {
-        let start = (step * batch_size) % train.len();
-        let batch = train.batch(start..start + batch_size, labels, true);
-        let loss = model.loss(&model.forward(&batch, true).unwrap(), &batch).unwrap();
-        optimiser.backward_step(&loss.total).unwrap();
-    }
+    train_steps(&varmap, &model, &train, batch_size, true);
     let batch = held_out.batch(0..held_out.len(), labels, true);
     let logits: Vec<Vec<f32>> = model.forward(&batch, false).unwrap().logits.to_vec2().unwrap();
     // Micro-F1 of the label-wise decisions at probability 0.5 (logit 0): unlike accuracy,
@@ -532,7 +537,8 @@ fn learns_a_multi_label_synthetic_task() {
 /// gradient `xᵀ · dlogits`), and a model with the expert refuses batches without its features.
 #[test]
 fn the_lexical_expert_learns_and_needs_its_features() {
-    let config = ModelConfig { lexical_buckets: 16, ..tiny_config() };
+    let config =
+        ModelConfig { lexical_buckets: 16, lexical_char_ngrams: vec![2, 4], ..tiny_config() };
     let ablation = Ablation { lexical: true, ..Ablation::default() };
     for multi_label in [false, true] {
         let labels = if multi_label { 7 } else { 6 };
@@ -542,7 +548,7 @@ fn the_lexical_expert_learns_and_needs_its_features() {
             Synthetic::new(labels, 1).samples(24, multi_label, 2).batch(0..24, labels, multi_label);
         let texts: Vec<String> =
             (0..24).map(|i| format!("worry {} doom {}", i % 5, i % 3)).collect();
-        let lexical = memescope::features::LexicalFeatures::of_texts(&texts, 16);
+        let lexical = memescope::features::LexicalFeatures::of_texts(&texts, config.lexical_spec());
         let rows: Vec<usize> = (0..24).collect();
         batch.lexical = Some(lexical.dense(&rows, &Device::Cpu).unwrap());
         let missing = variables_without_gradient(&varmap, &model, &batch);
@@ -552,4 +558,105 @@ fn the_lexical_expert_learns_and_needs_its_features() {
         let err = model.forward(&batch, false).err().expect("lexical features are required");
         assert!(err.to_string().contains("lexical"), "{err}");
     }
+}
+
+/// `model.ensemble = 3`: three members from different initial weights, each getting a
+/// gradient from its own loss; the prediction is their mean probability.
+#[test]
+fn an_ensemble_trains_every_member_and_averages_their_probabilities() {
+    let config = ModelConfig { ensemble: 3, ..tiny_config() };
+    for multi_label in [false, true] {
+        let name = format!("ensemble, multi-label {multi_label}");
+        assert_every_variable_learns_with(
+            &config,
+            &name,
+            Ablation::default(),
+            both_streams(),
+            multi_label,
+        );
+        let labels = if multi_label { 7 } else { 6 };
+        let (varmap, model) =
+            build_with(&config, &Ablation::default(), both_streams(), labels, multi_label, 5);
+        {
+            let vars = varmap.data().lock().unwrap();
+            let first: Vec<&String> = vars.keys().filter(|n| !n.starts_with("member")).collect();
+            for member in ["member1", "member2"] {
+                for name in &first {
+                    let other = vars.get(&format!("{member}.{name}"));
+                    let other = other.unwrap_or_else(|| panic!("{member} has no {name}"));
+                    let mine =
+                        vars[*name].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                    // Constant-initialised tensors (norm gains, zero biases) are alike in every
+                    // member; randomly initialised ones must differ.
+                    let random = mine.iter().any(|v| *v != mine[0]);
+                    let theirs = other.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                    assert!(!random || mine != theirs, "{member}.{name} equals {name}");
+                }
+            }
+            assert!(!vars.keys().any(|n| n.starts_with("member3.")));
+        }
+
+        let batch =
+            Synthetic::new(labels, 1).samples(12, multi_label, 2).batch(0..12, labels, multi_label);
+        let output = model.forward(&batch, false).unwrap();
+        assert_eq!(output.members.len(), 3);
+        let member_probabilities: Vec<Tensor> =
+            output.members.iter().map(|m| model.probabilities(&m.logits).unwrap()).collect();
+        let mean = (member_probabilities
+            .iter()
+            .skip(1)
+            .fold(member_probabilities[0].clone(), |a, b| (a + b).unwrap())
+            / 3.0)
+            .unwrap();
+        let ensemble = model.probabilities(&output.logits).unwrap();
+        let diff = (ensemble - &mean)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "ensemble probabilities differ from the members' mean by {diff}");
+        let spread = (&member_probabilities[0] - &member_probabilities[1])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(spread.to_scalar::<f32>().unwrap() > 1e-3, "members predict differently");
+
+        let loss = model.loss(&output, &batch).unwrap().total.to_scalar::<f32>().unwrap();
+        let member_losses: f32 = output
+            .members
+            .iter()
+            .map(|m| model.loss(m, &batch).unwrap().total.to_scalar::<f32>().unwrap())
+            .sum();
+        assert!((loss - member_losses / 3.0).abs() < 1e-5, "the loss is the members' mean");
+    }
+}
+
+#[test]
+fn an_ensemble_learns_a_synthetic_task_to_high_macro_f1() {
+    let classes = 6;
+    let task = Synthetic::new(classes, 21);
+    let config = ModelConfig { ensemble: 3, ..tiny_config() };
+    let (varmap, model) =
+        build_with(&config, &Ablation::default(), both_streams(), classes, false, 7);
+    train_steps(&varmap, &model, &task.samples(240, false, 22), 40, false);
+    let held_out = task.samples(120, false, 23);
+    let probabilities: Vec<Vec<f32>> = model
+        .probabilities(
+            &model.forward(&held_out.batch(0..120, classes, false), false).unwrap().logits,
+        )
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    let predicted: Vec<usize> = probabilities
+        .iter()
+        .map(|row| (0..classes).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap())
+        .collect();
+    let truth: Vec<usize> = held_out.truth.iter().map(|t| t[0]).collect();
+    let f1 = macro_f1(&predicted, &truth, classes);
+    assert!(f1 >= 0.9, "held-out macro-F1 {f1:.3}");
 }

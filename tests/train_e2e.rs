@@ -4,6 +4,7 @@
 mod common;
 
 use memescope::config::Config;
+use memescope::data::{Dataset, DatasetFormat};
 use memescope::events::{read_events, TrainEvent, VecSink};
 use memescope::train::{self, StopFlag};
 
@@ -217,4 +218,52 @@ fn same_seed_reproduces_the_run_on_cpu() {
     assert_eq!(first.1, second.1, "two runs with seed {} differ", config.train.seed);
     config.train.seed += 1;
     assert!(first.0 != run(&config).0, "another seed gives other weights");
+}
+
+/// Cross-validation scores each fold on its held-out part only after choosing the epoch on
+/// other samples: a split of the fold's training part, or the validation file when the
+/// config has one.
+#[test]
+fn cross_validation_selects_on_other_samples_than_it_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::axiom(&dir.path().join("data"), 12, 4);
+    let (bert, clip) = common::tiny_encoders(dir.path());
+    let mut config = config(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()));
+    config.train.epochs = 15;
+    let count = |path| Dataset::load(path, DatasetFormat::Axiom).unwrap().len();
+    let (train_len, validation_len) = (count(&data.train), count(&data.validation));
+
+    for with_validation_file in [false, true] {
+        let mut config = config.clone();
+        if !with_validation_file {
+            config.data.validation = None;
+        }
+        let mut fold_events = 0;
+        let summary =
+            train::cross_validate(config, 3, 9, &mut |_, _| fold_events += 1, &StopFlag::default())
+                .unwrap();
+        assert!(fold_events > 0);
+        assert_eq!(summary.folds.len(), 3);
+        assert_eq!(summary.folds.iter().map(|f| f.val_samples).sum::<usize>(), train_len);
+        for fold in &summary.folds {
+            if with_validation_file {
+                assert_eq!(fold.selection_samples, validation_len);
+                assert_eq!(fold.train_samples + fold.val_samples, train_len);
+            } else {
+                assert!(fold.selection_samples > 0);
+                assert_eq!(
+                    fold.train_samples + fold.selection_samples + fold.val_samples,
+                    train_len
+                );
+            }
+            assert!(fold.run_dir.join("report.json").is_file());
+            assert!((0.0..=1.0).contains(&fold.macro_f1));
+        }
+        assert!(summary.dir.join("cv.json").is_file());
+        assert!(
+            summary.macro_f1_mean >= 0.8,
+            "held-out macro-F1 {:.3} on a learnable set ({with_validation_file})",
+            summary.macro_f1_mean
+        );
+    }
 }

@@ -25,21 +25,25 @@ pub fn run(config: Config, folds: usize, seed: Option<u64>) -> Result<()> {
         _ => {}
     };
     let summary = cross_validate(config, folds, seed, &mut show, &StopFlag::default())?;
-    println!("fold  train  val  best-epoch  macro-F1  weighted-F1  seconds");
+    println!(
+        "fold  train  select  held-out  best-epoch  select-macro  macro-F1  weighted-F1  seconds"
+    );
     for fold in &summary.folds {
         println!(
-            "{:>4}  {:>5}  {:>3}  {:>10}  {:>8.4}  {:>11.4}  {:>7.0}",
+            "{:>4}  {:>5}  {:>6}  {:>8}  {:>10}  {:>12.4}  {:>8.4}  {:>11.4}  {:>7.0}",
             fold.fold,
             fold.train_samples,
+            fold.selection_samples,
             fold.val_samples,
             fold.best_epoch,
+            fold.selection_macro_f1,
             fold.macro_f1,
             fold.weighted_f1,
             fold.seconds
         );
     }
     println!(
-        "macro-F1 {:.4} ± {:.4}   weighted-F1 {:.4} ± {:.4}   ({} folds, seed {seed}, {:.0}s)",
+        "held-out macro-F1 {:.4} ± {:.4}   weighted-F1 {:.4} ± {:.4}   ({} folds, seed {seed}, {:.0}s)",
         summary.macro_f1_mean,
         summary.macro_f1_std,
         summary.weighted_f1_mean,

@@ -83,7 +83,7 @@ pub fn featurize_samples(
             .iter()
             .map(|s| s.model_text(config.ablation.ocr, config.ablation.figurative))
             .collect();
-        LexicalFeatures::of_texts(&texts, config.model.lexical_buckets)
+        LexicalFeatures::of_texts(&texts, config.model.lexical_spec())
     });
 
     let image_paths: Vec<Option<PathBuf>> = match input.images {

@@ -8,7 +8,7 @@ mod lexical;
 mod tokens;
 
 pub use build::{featurize_samples, model_texts, text_cache_key, FeatureInput, FeatureReport};
-pub use lexical::{hashed_ngrams, LexicalFeatures};
+pub use lexical::{hashed_ngrams, LexicalFeatures, LexicalSpec};
 pub use tokens::TokenStates;
 
 use std::path::PathBuf;

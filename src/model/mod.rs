@@ -14,6 +14,7 @@ mod fusion;
 pub mod layers;
 mod lexical;
 pub mod loss;
+mod member;
 mod moe;
 mod projection;
 pub mod seeded_init;
@@ -26,14 +27,11 @@ use candle_nn::{VarBuilder, VarMap};
 
 use crate::config::{Ablation, ModelConfig};
 
-use classifier::{Classifier, ClassifierInput};
 pub use contrastive::ContrastivePair;
 use contrastive::{info_nce, rows_with_image};
-use fusion::Fusion;
-use layers::{as_mask, dropout_rng, mean_over_layers, Dropout, FeedForward};
-use lexical::LexicalExpert;
-use moe::{load_balance_loss, MixtureOfExperts};
-use projection::LayerProjection;
+use layers::as_mask;
+use member::Member;
+use moe::load_balance_loss;
 pub use seeded_init::SeededVarMap;
 pub use text_top::{TextTop, TokenBatch, TEXT_TOP};
 
@@ -89,6 +87,10 @@ pub struct ModelOutput {
     pub fused_embedding: Tensor,
     /// `(batch, experts)` softmax gate weights when the mixture of experts is on.
     pub gates: Option<Tensor>,
+    /// An ensemble's per-member outputs (each member trains on its own loss); empty for a
+    /// single member. The fields above are then the ensemble's: `logits` whose probabilities
+    /// are the mean of the members', the mean gate weights, the first member's embeddings.
+    pub members: Vec<ModelOutput>,
 }
 
 /// The total loss and its named parts (for the dashboard's loss pane).
@@ -102,24 +104,11 @@ pub struct LossParts {
 pub struct FusionModel {
     /// Fine-tuned top text-encoder layers that make the text stream from token states.
     text_top: Option<TextTop>,
-    text_projection: Option<LayerProjection>,
-    image_projection: Option<LayerProjection>,
-    /// Present when both modalities are.
-    fusion: Option<Fusion>,
-    mixer: Mixer,
-    classifier: Classifier,
-    /// `ablation.lexical`: logits from the hashed n-grams, added to the classifier's.
-    lexical: Option<LexicalExpert>,
+    /// One member, or those of an ensemble (`model.ensemble`).
+    members: Vec<Member>,
     objective: Objective,
     dims: FeatureDims,
     num_labels: usize,
-}
-
-/// What turns the fused vector into the classifier's fused token.
-enum Mixer {
-    Experts(MixtureOfExperts),
-    /// The `moe = false` ablation.
-    Single(FeedForward),
 }
 
 /// Everything `loss` needs besides the outputs.
@@ -157,51 +146,13 @@ impl FusionModel {
         if num_labels == 0 {
             candle_core::bail!("the model needs at least one label");
         }
-        let width = config.fusion_dim;
-        let dropout = Dropout::new(config.dropout, dropout_rng(seed));
-        let project = |stream: Option<(usize, usize)>, name: &str| {
-            stream
-                .map(|(layers, dim)| {
-                    LayerProjection::new(layers, dim, width, dropout.clone(), vb.pp(name))
-                })
-                .transpose()
-        };
-        let text_projection = project(dims.text, TEXT_PROJECTION)?;
-        let image_projection = project(dims.image, IMAGE_PROJECTION)?;
-        let fusion = match (dims.text, dims.image, ablation.cross_attention) {
-            (Some(_), Some(_), true) => Some(Fusion::cross_attention(
-                width,
-                config.heads,
-                dropout.clone(),
-                vb.pp("fusion"),
-            )?),
-            (Some(_), Some(_), false) => Some(Fusion::Average),
-            _ => None,
-        };
-        let mixer = if ablation.moe {
-            Mixer::Experts(MixtureOfExperts::new(
-                width,
-                config.experts,
-                dropout.clone(),
-                vb.pp("moe"),
-            )?)
-        } else {
-            Mixer::Single(FeedForward::new(width, 2 * width, width, dropout.clone(), vb.pp("mlp"))?)
-        };
-        let classifier = Classifier::new(
-            width,
-            config.heads,
-            config.classifier_layers,
-            dims.text.map_or(0, |(layers, _)| layers),
-            dims.image.map_or(0, |(layers, _)| layers),
-            num_labels,
-            dropout,
-            vb.pp("classifier"),
-        )?;
-        let lexical = ablation
-            .lexical
-            .then(|| LexicalExpert::new(config.lexical_buckets, num_labels, vb.pp("lexical")))
-            .transpose()?;
+        let members = (0..config.ensemble.max(1))
+            .map(|member| {
+                let vb = if member == 0 { vb.clone() } else { vb.pp(format!("member{member}")) };
+                let seed = seed.wrapping_add(member as u64);
+                Member::new(vb, config, ablation, dims, num_labels, seed)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let contrastive_pairs = ContrastivePair::ALL
             .into_iter()
             .filter(|pair| ablation.contrastive && pair_enabled(ablation, *pair))
@@ -223,18 +174,7 @@ impl FusionModel {
                 0.0
             },
         };
-        Ok(Self {
-            text_top: None,
-            text_projection,
-            image_projection,
-            fusion,
-            mixer,
-            classifier,
-            lexical,
-            objective,
-            dims,
-            num_labels,
-        })
+        Ok(Self { text_top: None, members, objective, dims, num_labels })
     }
 
     /// The model with fine-tuned text layers in front: its text stream then comes from
@@ -262,7 +202,7 @@ impl FusionModel {
     pub fn forward(&self, batch: &Batch, train: bool) -> Result<ModelOutput> {
         let from_tokens = match (&self.text_top, &batch.text_tokens) {
             (None, _) => None,
-            (Some(top), Some(tokens)) => Some(top.forward(tokens)?),
+            (Some(top), Some(tokens)) => Some(top.forward(tokens, train)?),
             (Some(_), None) => candle_core::bail!(
                 "the model fine-tunes text layers (text_encoder.finetune_layers) but the batch \
                  has no token states"
@@ -275,65 +215,43 @@ impl FusionModel {
             Some(image) => Some(self.image_mask(batch, image)?),
             None => None,
         };
-        let text_tokens = match (&self.text_projection, text) {
-            (Some(projection), Some(text)) => Some(projection.forward(text, train)?),
-            _ => None,
-        };
-        let image_tokens = match (&self.image_projection, image, &image_mask) {
-            (Some(projection), Some(image), Some(mask)) => {
-                // Zero the features of samples without an image first, so that whatever the
-                // cache holds for them (even NaN) cannot leak through `0 · x`.
-                let present =
-                    mask.reshape((mask.elem_count(), 1, 1))?.broadcast_as(image.shape())?;
-                let image = present.ne(0.0)?.where_cond(image, &image.zeros_like()?)?;
-                Some(projection.forward(&image, train)?)
-            }
-            _ => None,
-        };
-        let text_embedding = text_tokens.as_ref().map(mean_over_layers).transpose()?;
-        let image_embedding = image_tokens.as_ref().map(mean_over_layers).transpose()?;
-
-        let fused = match (&self.fusion, &text_tokens, &image_tokens, &image_mask) {
-            (Some(fusion), Some(text), Some(image), Some(mask)) => {
-                fusion.forward(text, image, mask, train)?
-            }
-            // A single modality: its mean-pooled layers are the fused vector.
-            _ => text_embedding.clone().or_else(|| image_embedding.clone()).ok_or_else(|| {
-                candle_core::Error::Msg("the model has neither text nor image features".into())
-            })?,
-        };
-        let (fused, gates) = match &self.mixer {
-            Mixer::Experts(moe) => {
-                let (mixed, gates) = moe.forward(&fused, train)?;
-                (mixed, Some(gates))
-            }
-            Mixer::Single(mlp) => (mlp.forward(&fused, train)?, None),
-        };
-        let logits = self.classifier.forward(
-            &ClassifierInput {
-                fused: &fused,
-                text: text_tokens.as_ref(),
-                image: image_tokens.as_ref(),
-                image_mask: image_mask.as_ref(),
-            },
-            train,
-        )?;
-        let logits = match (&self.lexical, &batch.lexical) {
-            (None, _) => logits,
-            (Some(expert), Some(features)) => (logits + expert.forward(features)?)?,
-            (Some(_), None) => candle_core::bail!(
-                "the model has a lexical expert (ablation.lexical) but the batch has no lexical \
-                 features"
-            ),
-        };
-        Ok(ModelOutput { logits, text_embedding, image_embedding, fused_embedding: fused, gates })
+        let outputs = self
+            .members
+            .iter()
+            .map(|member| member.forward(text, image, &image_mask, batch, train))
+            .collect::<Result<Vec<_>>>()?;
+        self.combine(outputs)
     }
 
     /// Classification (CE or BCE) + weighted contrastive + load-balancing terms:
     /// `total = (1 - w) · classification + w · mean(contrastive) + λ · load_balance` when a
     /// contrastive pair is active, `classification + λ · load_balance` otherwise.
     /// The components are the unweighted terms.
+    /// An ensemble's loss is the mean of its members' (components likewise).
     pub fn loss(&self, output: &ModelOutput, batch: &Batch) -> Result<LossParts> {
+        if output.members.is_empty() {
+            return self.member_loss(output, batch);
+        }
+        let parts = output
+            .members
+            .iter()
+            .map(|m| self.member_loss(m, batch))
+            .collect::<Result<Vec<_>>>()?;
+        let mean = |tensors: Vec<Tensor>| Tensor::stack(&tensors, 0)?.mean(0);
+        let total = mean(parts.iter().map(|p| p.total.clone()).collect())?;
+        let components = parts[0]
+            .components
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| {
+                Ok((name.clone(), mean(parts.iter().map(|p| p.components[i].1.clone()).collect())?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LossParts { total, components })
+    }
+
+    /// One member's loss on its own outputs.
+    fn member_loss(&self, output: &ModelOutput, batch: &Batch) -> Result<LossParts> {
         let Some(targets) = &batch.targets else {
             candle_core::bail!("the loss needs labelled samples, but this batch has no targets");
         };
@@ -367,6 +285,37 @@ impl FusionModel {
             }
         }
         Ok(LossParts { total, components })
+    }
+
+    /// One member's output as it is; several members' as an ensemble (see [`ModelOutput`]).
+    fn combine(&self, mut outputs: Vec<ModelOutput>) -> Result<ModelOutput> {
+        if outputs.len() == 1 {
+            return Ok(outputs.remove(0));
+        }
+        let mean = |tensors: Vec<Tensor>| Tensor::stack(&tensors, 0)?.mean(0);
+        let probabilities = mean(
+            outputs.iter().map(|o| self.probabilities(&o.logits)).collect::<Result<Vec<_>>>()?,
+        )?;
+        // Logits whose softmax / sigmoid gives back the mean probabilities.
+        let logits = if self.objective.multi_label {
+            let p = probabilities.clamp(1e-7f32, 1.0 - 1e-7)?;
+            (p.log()? - p.affine(-1.0, 1.0)?.log()?)?
+        } else {
+            probabilities.clamp(1e-30f32, 1.0)?.log()?
+        };
+        let gates = match outputs[0].gates {
+            Some(_) => Some(mean(outputs.iter().filter_map(|o| o.gates.clone()).collect())?),
+            None => None,
+        };
+        let first = &outputs[0];
+        Ok(ModelOutput {
+            logits,
+            text_embedding: first.text_embedding.clone(),
+            image_embedding: first.image_embedding.clone(),
+            fused_embedding: first.fused_embedding.clone(),
+            gates,
+            members: outputs,
+        })
     }
 
     /// Per-label probabilities from logits: softmax (single-label) or sigmoid (multi-label).

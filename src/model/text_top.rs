@@ -83,8 +83,10 @@ impl TextTop {
         (self.exposed, self.hidden)
     }
 
-    /// `(batch, exposed, hidden)`: the pooled top hidden states of the batch.
-    pub fn forward(&self, tokens: &TokenBatch) -> Result<Tensor> {
+    /// `(batch, exposed, hidden)`: the pooled top hidden states of the batch. `train` picks
+    /// the backward-safe ops; evaluation takes the fused ones, which are faster and equal.
+    pub fn forward(&self, tokens: &TokenBatch, train: bool) -> Result<Tensor> {
+        let mode = if train { Mode::Trainable } else { Mode::Inference };
         let (_, _, width) = tokens.states.dims3()?;
         if width != self.hidden {
             candle_core::bail!(
@@ -96,7 +98,7 @@ impl TextTop {
         let mut states = vec![tokens.states.clone()];
         for layer in &self.layers {
             let last = states.last().expect("starts with the input");
-            let next = layer.forward(last, &bias, Mode::Trainable).map_err(wrap)?;
+            let next = layer.forward(last, &bias, mode).map_err(wrap)?;
             states.push(next);
         }
         let pooled = states[states.len() - self.exposed..]

@@ -1,10 +1,15 @@
 //! Stratified k-fold cross-validation on the training file: an honest estimate (mean ± std
 //! over folds) instead of one possibly lucky validation split.
 //!
-//! Features are computed (or fetched from the cache) once; each fold trains a fresh model
-//! with the run's own trainer, in its own run directory `<runs>/cv-<stamp>/fold-<i>`, and
-//! is scored on its held-out part at its best epoch. A configured validation file is not
-//! used: every fold's validation part comes from `data.train`.
+//! Each fold repeats the shipped recipe with its held-out part playing the hidden test
+//! split: a fresh model trains on the other folds, picks its best epoch (and, multi-label,
+//! its thresholds) on a validation set, and only then is scored once on the held-out part.
+//! The validation set is the configured `data.validation` file when there is one (as in a
+//! real run), otherwise a seeded stratified `data.val_fraction` of the fold's training part.
+//! Picking the epoch on the held-out part itself would flatter every score.
+//!
+//! Features are computed (or fetched from the cache) once; each fold trains in its own run
+//! directory `<runs>/cv-<stamp>/fold-<i>`, which `memescope eval` can read.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,13 +17,16 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::prepare::load_train;
+use super::evaluate::score;
+use super::prepare::{load_train, prepare_eval, Prepared, Split};
 use super::report::TrainState;
 use super::run_dir::{write_json, RunDir};
+use super::trained::load_trained_run;
 use super::{select_device, train_on, StopFlag};
 use crate::config::Config;
-use crate::data::{fold_train_indices, stratified_folds};
+use crate::data::{fold_train_indices, stratified_folds, stratified_split};
 use crate::events::{EventSink, JsonlSink, TrainEvent};
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoldResult {
@@ -26,9 +34,14 @@ pub struct FoldResult {
     pub fold: usize,
     pub train_samples: usize,
     pub val_samples: usize,
+    /// Samples the best epoch (and thresholds) were chosen on.
+    pub selection_samples: usize,
     pub best_epoch: usize,
+    /// On the held-out part, with the best epoch's model.
     pub macro_f1: f64,
     pub weighted_f1: f64,
+    /// On the selection samples (what the trainer reported; optimistic by construction).
+    pub selection_macro_f1: f64,
     pub seconds: f64,
     pub run_dir: PathBuf,
 }
@@ -80,19 +93,46 @@ pub fn cross_validate(
         );
     }
     let folds = stratified_folds(&loaded.dataset, k, seed);
-    let dir = RunDir::create(&config.paths.runs, &config.ablation)?;
-    let cv_dir = dir.path.with_file_name(format!("cv-{}", dir.id));
-    std::fs::rename(&dir.path, &cv_dir)
-        .with_context(|| format!("creating {}", cv_dir.display()))?;
+    let validation_file = match &config.data.validation {
+        Some(path) => Some(prepare_eval(
+            &config,
+            path,
+            config.data.images.as_deref(),
+            &device,
+            &mut |event| emit(0, &event),
+        )?),
+        None => None,
+    };
+    let cv_dir = RunDir::create_kind(&config.paths.runs, "cv-", &config.ablation)?.path;
 
     let mut results = Vec::with_capacity(k);
-    for (index, val_idx) in folds.iter().enumerate() {
+    for (index, held_out) in folds.iter().enumerate() {
         let fold = index + 1;
         let fold_started = Instant::now();
         let run = RunDir::open_new(&cv_dir.join(format!("fold-{fold}")))?;
         std::fs::write(run.config(), config.to_toml_string())
             .with_context(|| format!("writing {}", run.config().display()))?;
-        let prepared = loaded.split(&fold_train_indices(&folds, index), val_idx)?;
+        let fold_train = fold_train_indices(&folds, index);
+        let prepared = match &validation_file {
+            Some(validation) => Prepared {
+                train: loaded.side(&fold_train)?,
+                validation: Split {
+                    dataset: validation.dataset.clone(),
+                    features: validation.features.clone(),
+                },
+                report: loaded.report.clone(),
+            },
+            None => {
+                let (train, validation) = stratified_split(
+                    &loaded.dataset.subset(&fold_train),
+                    config.data.val_fraction,
+                    seed.wrapping_add(fold as u64),
+                );
+                let pick = |idx: Vec<usize>| idx.iter().map(|&i| fold_train[i]).collect();
+                let (train, validation): (Vec<usize>, Vec<usize>) = (pick(train), pick(validation));
+                loaded.split(&train, &validation)?
+            }
+        };
         let mut log = JsonlSink::append(&run.events())?;
         let mut log_error = None;
         let mut forward = |event: TrainEvent| {
@@ -111,13 +151,17 @@ pub fn cross_validate(
         if stop.is_requested() {
             bail!("cross-validation stopped during fold {fold}");
         }
+        let held_out_metrics = score_held_out(&run, &loaded.side(held_out)?)
+            .with_context(|| format!("scoring fold {fold} of {k} on its held-out part"))?;
         results.push(FoldResult {
             fold,
             train_samples: prepared.train.dataset.len(),
-            val_samples: prepared.validation.dataset.len(),
+            val_samples: held_out.len(),
+            selection_samples: prepared.validation.dataset.len(),
             best_epoch: summary.best_epoch,
-            macro_f1: summary.macro_f1,
-            weighted_f1: summary.weighted_f1,
+            macro_f1: held_out_metrics.macro_f1,
+            weighted_f1: held_out_metrics.weighted_f1,
+            selection_macro_f1: summary.macro_f1,
             seconds: fold_started.elapsed().as_secs_f64(),
             run_dir: run.path.clone(),
         });
@@ -137,6 +181,17 @@ pub fn cross_validate(
     };
     write_json(&cv_dir.join("cv.json"), &summary)?;
     Ok(summary)
+}
+
+/// The metrics of the fold's best checkpoint on its held-out samples, decided as `eval`
+/// decides (the thresholds chosen on validation, for multi-label data).
+fn score_held_out(run: &RunDir, held_out: &Split) -> Result<Metrics> {
+    let trained = load_trained_run(&run.path)?;
+    let probabilities = trained.probabilities(&held_out.features)?;
+    let predicted = trained.decide(&probabilities);
+    let truth: Vec<Vec<usize>> =
+        held_out.dataset.samples.iter().map(|s| s.labels.clone()).collect();
+    Ok(score(&trained.space, &truth, &predicted))
 }
 
 #[cfg(test)]

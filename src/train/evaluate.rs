@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use candle_core::Device;
 
-use super::batches::{batch, inputs, Targets};
+use super::batches::{batch, inputs, length_sorted_batches, Targets};
 use crate::data::{LabelSpace, Sample};
 use crate::events::{GateUsage, Misclassified};
 use crate::features::Features;
@@ -30,19 +30,19 @@ pub fn predict(
     batch_size: usize,
     device: &Device,
 ) -> Result<Predictions> {
-    let mut probabilities = Vec::with_capacity(features.len());
+    let mut probabilities = vec![Vec::new(); features.len()];
     let mut gates: Option<Vec<Vec<f32>>> = None;
     let mut loss_sum = 0.0;
-    let indices: Vec<usize> = (0..features.len()).collect();
-    for chunk in indices.chunks(batch_size.max(1)) {
-        let batch = batch(features, targets, chunk, device)?;
+    for chunk in evaluation_batches(features, batch_size) {
+        let batch = batch(features, targets, &chunk, device)?;
         let output = model.forward(&batch, false)?;
         let loss = model.loss(&output, &batch)?;
         loss_sum += loss.total.to_scalar::<f32>()? * chunk.len() as f32;
         let probs = model.probabilities(&output.logits)?;
-        probabilities.extend(probs.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
+        scatter(&mut probabilities, &chunk, probs.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
         if let Some(g) = &output.gates {
-            gates.get_or_insert_with(Vec::new).extend(g.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
+            let all = gates.get_or_insert_with(|| vec![Vec::new(); features.len()]);
+            scatter(all, &chunk, g.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
         }
     }
     Ok(Predictions { probabilities, gates, loss: loss_sum / features.len().max(1) as f32 })
@@ -55,14 +55,26 @@ pub fn probabilities(
     batch_size: usize,
     device: &Device,
 ) -> Result<Vec<Vec<f32>>> {
-    let mut probabilities = Vec::with_capacity(features.len());
-    let indices: Vec<usize> = (0..features.len()).collect();
-    for chunk in indices.chunks(batch_size.max(1)) {
-        let output = model.forward(&inputs(features, chunk, device)?, false)?;
+    let mut probabilities = vec![Vec::new(); features.len()];
+    for chunk in evaluation_batches(features, batch_size) {
+        let output = model.forward(&inputs(features, &chunk, device)?, false)?;
         let probs = model.probabilities(&output.logits)?;
-        probabilities.extend(probs.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
+        scatter(&mut probabilities, &chunk, probs.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
     }
     Ok(probabilities)
+}
+
+/// Every sample once; by length when fine-tuned layers pad each batch to its longest text.
+fn evaluation_batches(features: &Features, batch_size: usize) -> Vec<Vec<usize>> {
+    let lengths = features.tokens.as_ref().map(|t| t.lengths());
+    length_sorted_batches(features.len(), batch_size, lengths.as_deref())
+}
+
+/// Puts the rows computed for the samples at `indices` back in sample order.
+fn scatter(out: &mut [Vec<f32>], indices: &[usize], rows: Vec<Vec<f32>>) {
+    for (&i, row) in indices.iter().zip(rows) {
+        out[i] = row;
+    }
 }
 
 /// Label decisions: argmax for single-label, per-class thresholds (0.5 default) for multi-label.

@@ -71,13 +71,18 @@ impl Loaded {
     /// A train/validation split of this file by explicit sample indices (cross-validation
     /// folds, or the seeded stratified split).
     pub fn split(&self, train_idx: &[usize], val_idx: &[usize]) -> Result<Prepared> {
-        let side = |idx: &[usize]| -> Result<Split> {
-            Ok(Split { dataset: self.dataset.subset(idx), features: self.features.select(idx)? })
-        };
         Ok(Prepared {
-            train: side(train_idx)?,
-            validation: side(val_idx)?,
+            train: self.side(train_idx)?,
+            validation: self.side(val_idx)?,
             report: self.report.clone(),
+        })
+    }
+
+    /// The samples at `indices`, with their features.
+    pub fn side(&self, indices: &[usize]) -> Result<Split> {
+        Ok(Split {
+            dataset: self.dataset.subset(indices),
+            features: self.features.select(indices)?,
         })
     }
 }

@@ -26,6 +26,12 @@ pub struct RunDir {
 impl RunDir {
     /// Creates a fresh, uniquely named run directory under `root`.
     pub fn create(root: &Path, ablation: &Ablation) -> Result<Self> {
+        Self::create_kind(root, "", ablation)
+    }
+
+    /// Like [`RunDir::create`], with `kind` (e.g. `cv-`) before the id: directories made by
+    /// parallel processes in the same second still never collide.
+    pub fn create_kind(root: &Path, kind: &str, ablation: &Ablation) -> Result<Self> {
         std::fs::create_dir_all(root)
             .with_context(|| format!("creating runs directory {}", root.display()))?;
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
@@ -38,7 +44,8 @@ impl RunDir {
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join("-");
-        let base = format!("{stamp}-{}", if label.is_empty() { "run".into() } else { label });
+        let label = if label.is_empty() { "run".into() } else { label };
+        let base = format!("{kind}{stamp}-{label}");
         for attempt in 1.. {
             let id = if attempt == 1 { base.clone() } else { format!("{base}-{attempt}") };
             let path = root.join(&id);

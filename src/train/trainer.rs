@@ -114,6 +114,8 @@ impl Trainer<'_> {
         let steps_per_epoch = train.dataset.len().div_ceil(batch_size);
         let schedule = LrSchedule::new(&config.train, steps_per_epoch * config.train.epochs);
         let vars = varmap.all_vars();
+        let token_lengths = train.features.tokens.as_ref().map(|t| t.lengths());
+        let lengths = token_lengths.as_deref();
         let mut optimizers = Optimizers::new(varmap, &config.train)?;
         if state.lr_scale == 0.0 {
             state.lr_scale = 1.0;
@@ -125,7 +127,9 @@ impl Trainer<'_> {
             let epoch_started = Instant::now();
             let mut loss_sum = 0.0f64;
             let mut seen = 0usize;
-            for indices in epoch_order(train.dataset.len(), batch_size, config.train.seed, epoch) {
+            let order =
+                epoch_order(train.dataset.len(), batch_size, config.train.seed, epoch, lengths);
+            for indices in order {
                 if self.stop.is_requested() {
                     return self.stop_now(varmap, &mut state, report, epoch, started);
                 }
@@ -338,51 +342,49 @@ impl Trainer<'_> {
     }
 }
 
-/// AdamW for the fusion head at `train.lr`, and a second one for the fine-tuned text-encoder
-/// layers at `train.encoder_lr`: pretrained weights need far smaller steps than fresh ones.
-/// Both follow the same schedule; gradients are clipped by one global norm before either.
+/// One AdamW per parameter group, each at its own rate: the fusion head at `train.lr`, the
+/// fine-tuned text-encoder layers at `train.encoder_lr` (pretrained weights need far smaller
+/// steps than fresh ones), and the lexical expert at `train.lexical_lr` (a linear model over
+/// sparse n-grams, which at the head's rate stays far from the solution a logistic
+/// regression reaches, within the few epochs the dense head needs). All follow the same
+/// schedule; gradients are clipped by one global norm before any step.
 struct Optimizers {
-    head: FusedAdamW,
-    encoder: Option<FusedAdamW>,
-    /// `encoder_lr / lr`, so that the schedule's rate scales to the encoder's.
-    encoder_ratio: f64,
+    /// Each group's optimizer and its rate relative to `train.lr`.
+    groups: Vec<(FusedAdamW, f64)>,
 }
 
 impl Optimizers {
     fn new(varmap: &VarMap, train: &crate::config::TrainConfig) -> Result<Self> {
-        let (mut head, mut encoder) = (Vec::new(), Vec::new());
-        let prefix = format!("{TEXT_TOP}.");
+        let rates =
+            [(format!("{TEXT_TOP}."), train.encoder_lr), ("lexical.".into(), train.lexical_lr)];
+        let mut members: Vec<Vec<Var>> = vec![Vec::new(); rates.len() + 1];
         for (name, var) in varmap.data().lock().expect("VarMap lock poisoned").iter() {
-            match name.starts_with(&prefix) {
-                true => encoder.push(var.clone()),
-                false => head.push(var.clone()),
-            }
+            let group = rates.iter().position(|(prefix, _)| name.starts_with(prefix));
+            members[group.map_or(0, |g| g + 1)].push(var.clone());
         }
-        let params =
-            |lr| ParamsAdamW { lr, weight_decay: train.weight_decay, ..Default::default() };
-        let encoder = match encoder.is_empty() {
-            true => None,
-            false => Some(FusedAdamW::new(encoder, params(train.encoder_lr))?),
-        };
-        Ok(Self {
-            head: FusedAdamW::new(head, params(train.lr))?,
-            encoder,
-            encoder_ratio: if train.lr > 0.0 { train.encoder_lr / train.lr } else { 0.0 },
-        })
+        let lrs = std::iter::once(train.lr).chain(rates.iter().map(|(_, lr)| *lr));
+        let mut groups = Vec::new();
+        for (vars, lr) in members.into_iter().zip(lrs) {
+            if vars.is_empty() {
+                continue;
+            }
+            let params = ParamsAdamW { lr, weight_decay: train.weight_decay, ..Default::default() };
+            let ratio = if train.lr > 0.0 { lr / train.lr } else { 0.0 };
+            groups.push((FusedAdamW::new(vars, params)?, ratio));
+        }
+        Ok(Self { groups })
     }
 
     /// `lr` is the head's current rate.
     fn set_learning_rate(&mut self, lr: f64) {
-        self.head.set_learning_rate(lr);
-        if let Some(encoder) = &mut self.encoder {
-            encoder.set_learning_rate(lr * self.encoder_ratio);
+        for (optimizer, ratio) in &mut self.groups {
+            optimizer.set_learning_rate(lr * *ratio);
         }
     }
 
     fn step(&mut self, grads: &GradStore) -> Result<()> {
-        self.head.step(grads)?;
-        if let Some(encoder) = &mut self.encoder {
-            encoder.step(grads)?;
+        for (optimizer, _) in &mut self.groups {
+            optimizer.step(grads)?;
         }
         Ok(())
     }

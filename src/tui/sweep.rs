@@ -1,17 +1,20 @@
 //! The leave-one-out ablation sweep: the full model, then each main module removed in turn.
+//! "Full" includes the lexical expert: it is opt-in for a single run, but a sweep that left
+//! it out could not say what it contributes.
 
 use std::path::Path;
 
 use crate::config::{Ablation, Config};
 
 /// The modules the sweep removes one at a time, in this order.
-pub const SWEEP_MODULES: [&str; 5] = ["image", "ocr", "cross_attention", "moe", "contrastive"];
+pub const SWEEP_MODULES: [&str; 6] =
+    ["image", "ocr", "cross_attention", "moe", "contrastive", "lexical"];
 
 /// The configs of the sweep, derived from `base` (its non-ablation settings are kept):
-/// all modules on, each of `SWEEP_MODULES` off, and, when the data carries reasoning,
+/// all modules on (the lexical expert included), each of `SWEEP_MODULES` off, and, when the data carries reasoning,
 /// all on plus the figurative text.
 pub fn leave_one_out(base: &Config, data_has_reasoning: bool) -> Vec<Config> {
-    let all_on = Ablation { figurative: false, ..Ablation::default() };
+    let all_on = Ablation { figurative: false, lexical: true, ..Ablation::default() };
     let mut ablations = vec![all_on];
     for module in SWEEP_MODULES {
         let mut ablation = all_on;
@@ -68,18 +71,24 @@ mod tests {
         base.ablation.moe = false; // toggles in the pane do not leak into the sweep
         let configs = leave_one_out(&base, false);
         let labels: Vec<String> = configs.iter().map(|c| c.ablation.short_label()).collect();
-        assert_eq!(
-            labels,
-            ["all on", "-image", "-ocr", "-cross_attention", "-moe", "-contrastive"]
-        );
+        let expected = [
+            "+lexical",
+            "+lexical -image",
+            "+lexical -ocr",
+            "+lexical -cross_attention",
+            "+lexical -moe",
+            "+lexical -contrastive",
+            "all on",
+        ];
+        assert_eq!(labels, expected);
         assert!(configs.iter().all(|c| c.train.epochs == 3));
     }
 
     #[test]
     fn sweep_adds_figurative_when_the_data_has_reasoning() {
         let configs = leave_one_out(&config(), true);
-        assert_eq!(configs.len(), 7);
-        assert_eq!(configs[6].ablation.short_label(), "+figurative");
+        assert_eq!(configs.len(), 8);
+        assert_eq!(configs[7].ablation.short_label(), "+figurative +lexical");
     }
 
     #[test]

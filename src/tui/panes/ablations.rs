@@ -81,7 +81,11 @@ impl AblationsPane {
         items.push(ListItem::new(Line::from("▶ Start run with these switches (r)").bold()));
         // Short enough for an 80-column terminal; the note below names it leave-one-out.
         items.push(ListItem::new(
-            Line::from(format!("▶ Sweep (s): all on, then -{}", SWEEP_MODULES.join(", -"))).bold(),
+            Line::from(format!(
+                "▶ Sweep (s): all on (+lexical), then -{}",
+                SWEEP_MODULES.join(", -")
+            ))
+            .bold(),
         ));
         let mut state = ListState::default().with_selected(Some(self.cursor));
         frame.render_stateful_widget(

@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::fixture::{live_app, recorded_run, replayed_app};
 use crate::config::Ablation;
 use crate::events::TrainEvent;
-use crate::tui::{App, Overlay, Pane, RunStatus};
+use crate::tui::{App, Overlay, Pane, RunStatus, SWEEP_MODULES};
 
 fn press(app: &mut App, code: KeyCode) {
     app.handle_key(KeyEvent::from(code));
@@ -95,15 +95,22 @@ fn sweep_runs_leave_one_out_configs_one_after_another() {
     press(&mut app, KeyCode::Char(' ')); // image off in the pane: the sweep ignores it
     press(&mut app, KeyCode::Char('s'));
     assert_eq!(launches.borrow().configs.len(), 1, "only one run at a time");
-    assert_eq!(app.queue.len(), 6);
+    assert_eq!(app.queue.len(), SWEEP_MODULES.len() + 1, "+figurative waits too");
     app.drain_active(usize::MAX); // each replay ends, which starts the next
     let labels: Vec<String> =
         launches.borrow().configs.iter().map(|c| c.ablation.short_label()).collect();
-    assert_eq!(
-        labels,
-        ["all on", "-image", "-ocr", "-cross_attention", "-moe", "-contrastive", "+figurative"]
-    );
-    assert_eq!(app.runs.rows.len(), 7);
+    let expected = [
+        "+lexical",
+        "+lexical -image",
+        "+lexical -ocr",
+        "+lexical -cross_attention",
+        "+lexical -moe",
+        "+lexical -contrastive",
+        "all on",
+        "+figurative +lexical",
+    ];
+    assert_eq!(labels, expected);
+    assert_eq!(app.runs.rows.len(), 8);
     assert!(app.runs.rows.iter().all(|r| r.status == RunStatus::Finished));
 }
 
@@ -189,7 +196,7 @@ fn x_stops_the_run_and_cancels_the_queue() {
     let (mut app, launches) = live_app(true);
     app.pane = Pane::Ablations;
     press(&mut app, KeyCode::Char('s'));
-    assert_eq!(app.queue.len(), 5);
+    assert_eq!(app.queue.len(), SWEEP_MODULES.len(), "all but the first run wait");
     press(&mut app, KeyCode::Char('x'));
     assert!(launches.borrow().stops[0].is_requested());
     assert!(app.queue.is_empty());
