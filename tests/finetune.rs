@@ -123,11 +123,5 @@ fn fine_tuning_the_top_layer_learns_and_eval_reproduces_the_report() {
     assert_ne!(initial, trained, "the fine-tuned layer never changed");
 
     // `eval` rebuilds the same model (fine-tuned layer included) and re-encodes the tokens.
-    let report: train::Report = train::read_json(&summary.run_dir.join("report.json")).unwrap();
-    let metrics = memescope::cli::evaluate(&summary.run_dir, &data.validation, Some(&data.images))
-        .unwrap()
-        .metrics;
-    assert_eq!(metrics.macro_f1, report.macro_f1);
-    assert_eq!(metrics.weighted_f1, report.weighted_f1);
-    assert_eq!(metrics.per_class, report.per_class);
+    common::assert_eval_reproduces_report(&summary.run_dir, &data);
 }

@@ -58,12 +58,7 @@ fn learns_synthetic_axiom_and_eval_reproduces_validation_metrics() {
     // Evaluating the saved run from disk on its validation file reproduces report.json.
     let report: train::Report = train::read_json(&summary.run_dir.join("report.json")).unwrap();
     assert_eq!(report.macro_f1, summary.macro_f1);
-    let metrics = memescope::cli::evaluate(&summary.run_dir, &data.validation, Some(&data.images))
-        .unwrap()
-        .metrics;
-    assert_eq!(metrics.macro_f1, report.macro_f1);
-    assert_eq!(metrics.weighted_f1, report.weighted_f1);
-    assert_eq!(metrics.per_class, report.per_class);
+    common::assert_eval_reproduces_report(&summary.run_dir, &data);
 
     // A second run with the same config hits the feature cache for text and images.
     let mut sink = VecSink::default();
