@@ -217,9 +217,8 @@ pub fn assert_words_read(expected: &str, recognised: &str) {
 pub fn assert_eval_reproduces_report(run_dir: &Path, data: &Synthetic) {
     let report: memescope::train::Report =
         memescope::train::read_json(&run_dir.join("report.json")).unwrap();
-    let metrics = memescope::cli::evaluate(run_dir, &data.validation, Some(&data.images))
-        .unwrap()
-        .metrics;
+    let metrics =
+        memescope::cli::evaluate(run_dir, &data.validation, Some(&data.images)).unwrap().metrics;
     assert_eq!(metrics.macro_f1, report.macro_f1);
     assert_eq!(metrics.weighted_f1, report.weighted_f1);
     assert_eq!(metrics.per_class, report.per_class);
