@@ -601,6 +601,9 @@ fn an_ensemble_trains_every_member_and_averages_their_probabilities() {
             Synthetic::new(labels, 1).samples(12, multi_label, 2).batch(0..12, labels, multi_label);
         let output = model.forward(&batch, false).unwrap();
         assert_eq!(output.members.len(), 3);
+        // Gate usage is the first member's: experts of different members are unrelated.
+        let gates = output.gates.as_ref().unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(gates, output.members[0].gates.as_ref().unwrap().to_vec2::<f32>().unwrap());
         let member_probabilities: Vec<Tensor> =
             output.members.iter().map(|m| model.probabilities(&m.logits).unwrap()).collect();
         let mean = (member_probabilities

@@ -88,8 +88,9 @@ pub struct ModelOutput {
     /// `(batch, experts)` softmax gate weights when the mixture of experts is on.
     pub gates: Option<Tensor>,
     /// An ensemble's per-member outputs (each member trains on its own loss); empty for a
-    /// single member. The fields above are then the ensemble's: `logits` whose probabilities
-    /// are the mean of the members', the mean gate weights, the first member's embeddings.
+    /// single member. `logits` are then the ensemble's, whose probabilities are the mean of
+    /// the members'; the embeddings and gate weights are the first member's (the experts of
+    /// different members are unrelated, so an average of their gates would mean nothing).
     pub members: Vec<ModelOutput>,
 }
 
@@ -303,17 +304,13 @@ impl FusionModel {
         } else {
             probabilities.clamp(1e-30f32, 1.0)?.log()?
         };
-        let gates = match outputs[0].gates {
-            Some(_) => Some(mean(outputs.iter().filter_map(|o| o.gates.clone()).collect())?),
-            None => None,
-        };
         let first = &outputs[0];
         Ok(ModelOutput {
             logits,
             text_embedding: first.text_embedding.clone(),
             image_embedding: first.image_embedding.clone(),
             fused_embedding: first.fused_embedding.clone(),
-            gates,
+            gates: first.gates.clone(),
             members: outputs,
         })
     }
