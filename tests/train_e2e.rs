@@ -8,16 +8,29 @@ use memescope::data::{Dataset, DatasetFormat};
 use memescope::events::{read_events, TrainEvent, VecSink};
 use memescope::train::{self, StopFlag};
 
-fn config(text: &str) -> Config {
-    Config::from_toml_str(text).unwrap()
+/// A temporary directory holding synthetic `format` data (`per_class` memes of each label,
+/// drawn from `seed`), tiny random BERT and CLIP checkpoints, and the config of a run over
+/// them; the directory lives as long as the returned guard.
+fn synthetic_run(
+    format: &str,
+    per_class: usize,
+    seed: u64,
+) -> (tempfile::TempDir, common::Synthetic, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = match format {
+        "axiom" => common::axiom(&dir.path().join("data"), per_class, seed),
+        _ => common::restore(&dir.path().join("data"), per_class, seed),
+    };
+    let (bert, clip) = common::tiny_encoders(dir.path());
+    let config =
+        Config::from_toml_str(&common::config_toml(&data, format, &bert, &clip, dir.path()))
+            .unwrap();
+    (dir, data, config)
 }
 
 #[test]
 fn learns_synthetic_axiom_and_eval_reproduces_validation_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::axiom(&dir.path().join("data"), 20, 11);
-    let (bert, clip) = common::tiny_encoders(dir.path());
-    let config = config(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()));
+    let (_dir, data, config) = synthetic_run("axiom", 20, 11);
 
     let mut sink = VecSink::default();
     let summary = train::run(config.clone(), &mut sink, &StopFlag::default()).unwrap();
@@ -76,10 +89,7 @@ fn learns_synthetic_axiom_and_eval_reproduces_validation_metrics() {
 
 #[test]
 fn learns_synthetic_restore_multi_label_with_thresholds() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::restore(&dir.path().join("data"), 16, 5);
-    let (bert, clip) = common::tiny_encoders(dir.path());
-    let config = config(&common::config_toml(&data, "restore", &bert, &clip, dir.path()));
+    let (_dir, _, config) = synthetic_run("restore", 16, 5);
     let summary = train::run(config, &mut VecSink::default(), &StopFlag::default()).unwrap();
     let report: train::Report = train::read_json(&summary.run_dir.join("report.json")).unwrap();
     assert!(report.multi_label);
@@ -92,10 +102,7 @@ fn learns_synthetic_restore_multi_label_with_thresholds() {
 
 #[test]
 fn stop_request_leaves_a_consistent_run_that_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::axiom(&dir.path().join("data"), 8, 2);
-    let (bert, clip) = common::tiny_encoders(dir.path());
-    let mut config = config(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()));
+    let (_dir, _, mut config) = synthetic_run("axiom", 8, 2);
     config.train.epochs = 4;
 
     // Ask to stop as soon as the second epoch's first step is reported.
@@ -150,10 +157,7 @@ fn stop_request_leaves_a_consistent_run_that_resumes() {
 
 #[test]
 fn diverging_loss_fails_clearly_and_keeps_the_last_good_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::axiom(&dir.path().join("data"), 6, 4);
-    let (bert, clip) = common::tiny_encoders(dir.path());
-    let mut config = config(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()));
+    let (_dir, _, mut config) = synthetic_run("axiom", 6, 4);
     config.train.epochs = 1;
     let good = train::run(config.clone(), &mut VecSink::default(), &StopFlag::default()).unwrap();
     let checkpoint = std::fs::read(good.run_dir.join("last.safetensors")).unwrap();
@@ -191,10 +195,7 @@ fn weights(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<f32
 
 #[test]
 fn same_seed_reproduces_the_run_on_cpu() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::axiom(&dir.path().join("data"), 6, 9);
-    let (bert, clip) = common::tiny_encoders(dir.path());
-    let mut config = config(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()));
+    let (_dir, _, mut config) = synthetic_run("axiom", 6, 9);
     config.train.epochs = 2;
     config.model.dropout = 0.2;
     let run = |config: &Config| {
@@ -220,10 +221,7 @@ fn same_seed_reproduces_the_run_on_cpu() {
 /// config has one.
 #[test]
 fn cross_validation_selects_on_other_samples_than_it_scores() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::axiom(&dir.path().join("data"), 12, 4);
-    let (bert, clip) = common::tiny_encoders(dir.path());
-    let mut config = config(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()));
+    let (_dir, data, mut config) = synthetic_run("axiom", 12, 4);
     config.train.epochs = 15;
     let count = |path| Dataset::load(path, DatasetFormat::Axiom).unwrap().len();
     let (train_len, validation_len) = (count(&data.train), count(&data.validation));
