@@ -12,7 +12,7 @@ use super::layers::{dropout_rng, mean_over_layers, Dropout, FeedForward};
 use super::lexical::LexicalExpert;
 use super::moe::MixtureOfExperts;
 use super::projection::LayerProjection;
-use super::{Batch, FeatureDims, ModelOutput, IMAGE_PROJECTION, TEXT_PROJECTION};
+use super::{Batch, FeatureDims, ModelOutput, IMAGE_PROJECTION, LEXICAL, TEXT_PROJECTION};
 use crate::config::{Ablation, ModelConfig};
 
 pub(super) struct Member {
@@ -87,7 +87,7 @@ impl Member {
         )?;
         let lexical = ablation
             .lexical
-            .then(|| LexicalExpert::new(config.lexical_buckets, num_labels, vb.pp("lexical")))
+            .then(|| LexicalExpert::new(config.lexical_buckets, num_labels, vb.pp(LEXICAL)))
             .transpose()?;
         Ok(Self { text_projection, image_projection, fusion, mixer, classifier, lexical })
     }

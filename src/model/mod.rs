@@ -37,6 +37,9 @@ pub use text_top::{TextTop, TokenBatch, TEXT_TOP};
 
 /// Where each modality's projection keeps its weights (a checkpoint's tensor name prefixes).
 const TEXT_PROJECTION: &str = "text_projection";
+/// Where each member's lexical expert keeps its weights (the trainer gives them their own
+/// learning rate).
+pub const LEXICAL: &str = "lexical";
 const IMAGE_PROJECTION: &str = "image_projection";
 
 /// Shapes of the cached features the model consumes.

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::encoders::resolve_model;
 use crate::events::{EpochRecord, RunSummary, StepRecord, TrainEvent};
 use crate::metrics::{best_thresholds, Metrics};
-use crate::model::{seeded_var_builder, FeatureDims, FusionModel, TextTop, TEXT_TOP};
+use crate::model::{seeded_var_builder, FeatureDims, FusionModel, TextTop, LEXICAL, TEXT_TOP};
 
 /// Builds the fusion model for `prepared` features, with seeded initial weights.
 pub fn build_model(
@@ -355,19 +355,16 @@ struct Optimizers {
 
 impl Optimizers {
     fn new(varmap: &VarMap, train: &crate::config::TrainConfig) -> Result<Self> {
-        let rates =
-            [(format!("{TEXT_TOP}."), train.encoder_lr), ("lexical.".into(), train.lexical_lr)];
-        let mut members: Vec<Vec<Var>> = vec![Vec::new(); rates.len() + 1];
+        let mut by_rate: Vec<(f64, Vec<Var>)> = Vec::new();
         for (name, var) in varmap.data().lock().expect("VarMap lock poisoned").iter() {
-            let group = rates.iter().position(|(prefix, _)| name.starts_with(prefix));
-            members[group.map_or(0, |g| g + 1)].push(var.clone());
-        }
-        let lrs = std::iter::once(train.lr).chain(rates.iter().map(|(_, lr)| *lr));
-        let mut groups = Vec::new();
-        for (vars, lr) in members.into_iter().zip(lrs) {
-            if vars.is_empty() {
-                continue;
+            let lr = learning_rate_of(name, train);
+            match by_rate.iter_mut().find(|(rate, _)| *rate == lr) {
+                Some((_, vars)) => vars.push(var.clone()),
+                None => by_rate.push((lr, vec![var.clone()])),
             }
+        }
+        let mut groups = Vec::new();
+        for (lr, vars) in by_rate {
             let params = ParamsAdamW { lr, weight_decay: train.weight_decay, ..Default::default() };
             let ratio = if train.lr > 0.0 { lr / train.lr } else { 0.0 };
             groups.push((FusedAdamW::new(vars, params)?, ratio));
@@ -387,6 +384,19 @@ impl Optimizers {
             optimizer.step(grads)?;
         }
         Ok(())
+    }
+}
+
+/// The base learning rate of the variable called `name`: the fine-tuned encoder layers'
+/// (`text_top.…`), every ensemble member's lexical expert (`lexical.…`, `member2.lexical.…`),
+/// or the head's.
+fn learning_rate_of(name: &str, train: &crate::config::TrainConfig) -> f64 {
+    if name.split('.').next() == Some(TEXT_TOP) {
+        train.encoder_lr
+    } else if name.split('.').any(|part| part == LEXICAL) {
+        train.lexical_lr
+    } else {
+        train.lr
     }
 }
 
@@ -411,4 +421,29 @@ fn clip_gradients(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_variable_trains_at_its_groups_rate() {
+        let train = crate::config::TrainConfig {
+            lr: 1e-3,
+            encoder_lr: 5e-5,
+            lexical_lr: 3e-2,
+            ..Default::default()
+        };
+        for (name, lr) in [
+            ("text_top.0.attention.query.weight", 5e-5),
+            ("lexical.weight", 3e-2),
+            ("member2.lexical.weight", 3e-2),
+            ("classifier.head.weight", 1e-3),
+            ("member1.classifier.head.weight", 1e-3),
+            ("text_projection.0.weight", 1e-3),
+        ] {
+            assert_eq!(learning_rate_of(name, &train), lr, "{name}");
+        }
+    }
 }
