@@ -5,15 +5,18 @@
 //! compute threads at a lower priority (nice +10) keeps redraws prompt while training still
 //! gets every cycle the UI does not use.
 
-/// Lowers the calling thread's scheduling priority (Linux: per-thread nice value).
-/// Best effort: where it is not supported or not permitted, nothing changes.
+/// Lowers the calling thread's scheduling priority by 10 (Linux: per-thread nice value,
+/// at most 19), relative to where it is: a user who started memescope under `nice` keeps
+/// that. Best effort: where it is not supported or not permitted, nothing changes.
 pub fn yield_to_interactive_threads() {
     #[cfg(target_os = "linux")]
-    // SAFETY: gettid and setpriority only read their arguments and change this thread's
-    // nice value; failure is reported through the return value, which we may ignore.
+    // SAFETY: gettid, getpriority and setpriority only read their arguments and read or
+    // change this thread's nice value; failure is reported through the return value, which
+    // we may ignore (a failed getpriority reads as -1: the thread then goes to nice 9).
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (current + 10).min(19));
     }
 }
 
@@ -41,7 +44,7 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert!(lowered > before, "nice {before} → {lowered}");
+        assert_eq!(lowered, (before + 10).min(19), "nice {before} → {lowered}");
         assert_eq!(nice(), before, "other threads keep their priority");
     }
 }
