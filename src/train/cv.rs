@@ -17,6 +17,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::batches::Targets;
 use super::evaluate::score;
 use super::prepare::{load_train, prepare_eval, Prepared, Split};
 use super::report::TrainState;
@@ -116,10 +117,7 @@ pub fn cross_validate(
         let prepared = match &validation_file {
             Some(validation) => Prepared {
                 train: loaded.side(&fold_train)?,
-                validation: Split {
-                    dataset: validation.dataset.clone(),
-                    features: validation.features.clone(),
-                },
+                validation: validation.clone(),
                 report: loaded.report.clone(),
             },
             None => {
@@ -189,9 +187,7 @@ fn score_held_out(run: &RunDir, held_out: &Split) -> Result<Metrics> {
     let trained = load_trained_run(&run.path)?;
     let probabilities = trained.probabilities(&held_out.features)?;
     let predicted = trained.decide(&probabilities);
-    let truth: Vec<Vec<usize>> =
-        held_out.dataset.samples.iter().map(|s| s.labels.clone()).collect();
-    Ok(score(&trained.space, &truth, &predicted))
+    Ok(score(&trained.space, &Targets::of(&held_out.dataset).labels, &predicted))
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use crate::data::{stratified_split, Dataset};
 use crate::events::TrainEvent;
 use crate::features::{featurize_samples, FeatureReport, Features};
 
-/// One side of the split: its samples and their features.
+/// One side of the split: its samples and their features (cloning shares the tensors).
+#[derive(Clone)]
 pub struct Split {
     pub dataset: Dataset,
     pub features: Features,
