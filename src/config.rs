@@ -534,7 +534,8 @@ impl Config {
             [] => {}
             [shortest, longest] if 1 <= *shortest && shortest <= longest => {}
             other => bail!(
-                "model.lexical_char_ngrams must be [] or [shortest, longest] with                  1 <= shortest <= longest, got {other:?}"
+                "model.lexical_char_ngrams must be [] or [shortest, longest] with \
+                 1 <= shortest <= longest, got {other:?}"
             ),
         }
         if !(0.0..=1.0).contains(&self.model.contrastive_weight) {

@@ -232,10 +232,29 @@ fn cross_validation_selects_on_other_samples_than_it_scores() {
             config.data.validation = None;
         }
         let mut fold_events = 0;
+        let mut held_out_reports = Vec::new();
+        let mut observe = |fold: usize, event: &TrainEvent| {
+            fold_events += 1;
+            if let TrainEvent::Stage { name, detail } = event {
+                if name == "held-out" {
+                    held_out_reports.push((fold, detail.clone()));
+                }
+            }
+        };
         let summary =
-            train::cross_validate(config, 3, 9, &mut |_, _| fold_events += 1, &StopFlag::default())
-                .unwrap();
+            train::cross_validate(config, 3, 9, &mut observe, &StopFlag::default()).unwrap();
         assert!(fold_events > 0);
+        // Each fold reports its held-out score as it ends, the same one the summary keeps.
+        let expected: Vec<(usize, String)> = summary
+            .folds
+            .iter()
+            .map(|f| (f.fold, format!("{} samples: macro-F1 {:.4}", f.val_samples, f.macro_f1)))
+            .collect();
+        assert_eq!(held_out_reports.len(), 3);
+        for ((fold, detail), (want_fold, want_start)) in held_out_reports.iter().zip(&expected) {
+            assert_eq!(fold, want_fold);
+            assert!(detail.starts_with(want_start.as_str()), "{detail} vs {want_start}");
+        }
         assert_eq!(summary.folds.len(), 3);
         assert_eq!(summary.folds.iter().map(|f| f.val_samples).sum::<usize>(), train_len);
         for fold in &summary.folds {

@@ -8,10 +8,16 @@ use crate::train::{cross_validate, StopFlag};
 
 pub fn run(config: Config, folds: usize, seed: Option<u64>) -> Result<()> {
     let seed = seed.unwrap_or(config.data.split_seed);
+    // Fold 0 is the preparation every fold shares (data, features, the validation file).
+    let label = |fold: usize| match fold {
+        0 => "[cv]".to_string(),
+        n => format!("[fold {n}]"),
+    };
     let mut show = |fold: usize, event: &TrainEvent| match event {
-        TrainEvent::Stage { name, detail } => eprintln!("[fold {fold}] {name}: {detail}"),
+        TrainEvent::Stage { name, detail } => eprintln!("{} {name}: {detail}", label(fold)),
         TrainEvent::Epoch(record) => eprintln!(
-            "[fold {fold}] epoch {}: val macro-F1 {:.4}, weighted-F1 {:.4}{} ({:.1}s)",
+            "{} epoch {}: selection macro-F1 {:.4}, weighted-F1 {:.4}{} ({:.1}s)",
+            label(fold),
             record.epoch,
             record.metrics.macro_f1,
             record.metrics.weighted_f1,
@@ -19,8 +25,12 @@ pub fn run(config: Config, folds: usize, seed: Option<u64>) -> Result<()> {
             record.seconds
         ),
         TrainEvent::Finished(summary) => eprintln!(
-            "[fold {fold}] done: best epoch {}, macro-F1 {:.4}, weighted-F1 {:.4} ({:.0}s)",
-            summary.best_epoch, summary.macro_f1, summary.weighted_f1, summary.seconds
+            "{} done: best epoch {}, selection macro-F1 {:.4}, weighted-F1 {:.4} ({:.0}s)",
+            label(fold),
+            summary.best_epoch,
+            summary.macro_f1,
+            summary.weighted_f1,
+            summary.seconds
         ),
         _ => {}
     };

@@ -75,7 +75,8 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
 }
 
 /// Runs `k`-fold cross-validation with folds drawn from `seed`. `emit` receives every
-/// event of every fold with its 1-based fold number; `cv.json` lands in the CV directory.
+/// event of every fold with its 1-based fold number (0 for the preparation all folds share);
+/// `cv.json` lands in the CV directory.
 pub fn cross_validate(
     config: Config,
     k: usize,
@@ -151,6 +152,18 @@ pub fn cross_validate(
         }
         let held_out_metrics = score_held_out(&run, &loaded.side(held_out)?)
             .with_context(|| format!("scoring fold {fold} of {k} on its held-out part"))?;
+        emit(
+            fold,
+            &TrainEvent::Stage {
+                name: "held-out".into(),
+                detail: format!(
+                    "{} samples: macro-F1 {:.4}, weighted-F1 {:.4}",
+                    held_out.len(),
+                    held_out_metrics.macro_f1,
+                    held_out_metrics.weighted_f1
+                ),
+            },
+        );
         results.push(FoldResult {
             fold,
             train_samples: prepared.train.dataset.len(),
