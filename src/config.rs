@@ -63,6 +63,10 @@ pub enum Pooling {
     Cls,
     /// Mean over non-padding tokens (what sentence-transformers models are trained for).
     Mean,
+    /// A learned softmax-weighted average of the tokens, starting as the mean. Its weights
+    /// train, so it needs `text_encoder.finetune_layers` >= 1 (frozen features are pooled
+    /// once, before training).
+    Attention,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -527,6 +531,12 @@ impl Config {
                 finetune + 1
             );
         }
+        if self.text_encoder.pooling == Pooling::Attention && finetune == 0 {
+            bail!(
+                "text_encoder.pooling = \"attention\" is learned, so it needs \
+                 text_encoder.finetune_layers >= 1 (frozen features are pooled before training)"
+            );
+        }
         if self.ablation.lexical && self.model.lexical_buckets == 0 {
             bail!("model.lexical_buckets must be at least 1 when ablation.lexical is on");
         }
@@ -631,6 +641,16 @@ model = "models/all-MiniLM-L6-v2"
         let too_few = format!("{MINIMAL}finetune_layers = 1\n");
         let err = format!("{:#}", Config::from_toml_str(&too_few).unwrap_err());
         assert!(err.contains("text_encoder.layers = 3") && err.contains("(2:"), "{err}");
+    }
+
+    #[test]
+    fn attention_pooling_needs_fine_tuned_layers() {
+        let frozen = format!("{MINIMAL}pooling = \"attention\"\n");
+        let err = format!("{:#}", Config::from_toml_str(&frozen).unwrap_err());
+        assert!(err.contains("finetune_layers >= 1"), "{err}");
+        let tuned = format!("{MINIMAL}pooling = \"attention\"\nfinetune_layers = 2\n");
+        let config = Config::from_toml_str(&tuned).unwrap();
+        assert_eq!(config.text_encoder.pooling, Pooling::Attention);
     }
 
     #[test]

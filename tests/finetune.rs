@@ -23,18 +23,26 @@ const TEXTS: [&str; 5] = [
 ];
 
 /// Before any step, pooling the fine-tuned layers run on cached token states gives what the
-/// frozen encoder gives: same weights, same padding semantics, same pooling.
+/// frozen encoder gives: same weights, same padding semantics, same pooling. Attention
+/// pooling starts as the mean.
 #[test]
 fn fine_tuned_layers_start_as_the_frozen_encoder() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_bert(dir.path()).unwrap();
     let files = resolve_model(dir.path().to_str().unwrap(), true).unwrap();
     let texts: Vec<String> = TEXTS.iter().map(|t| t.to_string()).collect();
-    for (finetune, exposed, pooling) in
-        [(1, 2, Pooling::Mean), (TINY_LAYERS, TINY_LAYERS + 1, Pooling::Mean), (1, 1, Pooling::Cls)]
-    {
-        let options =
-            TextEncoderOptions { max_length: 16, layers: exposed, pooling, batch_size: 2 };
+    for (finetune, exposed, pooling, frozen_pooling) in [
+        (1, 2, Pooling::Mean, Pooling::Mean),
+        (TINY_LAYERS, TINY_LAYERS + 1, Pooling::Mean, Pooling::Mean),
+        (1, 1, Pooling::Cls, Pooling::Cls),
+        (1, 2, Pooling::Attention, Pooling::Mean),
+    ] {
+        let options = TextEncoderOptions {
+            max_length: 16,
+            layers: exposed,
+            pooling: frozen_pooling,
+            batch_size: 2,
+        };
         let encoder = TextEncoder::load(&files, &Device::Cpu, options).unwrap();
         let frozen = encoder.encode(&texts, &mut |_, _| {}).unwrap();
 

@@ -238,17 +238,24 @@ fn every_variable_gets_a_gradient_with_fine_tuned_text_layers() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_bert(dir.path()).unwrap();
     let files = memescope::encoders::resolve_model(dir.path().to_str().unwrap(), true).unwrap();
-    // (fine-tuned layers, exposed states): all layers with the input exposed, or the top one.
-    for (finetune, exposed) in [(TINY_LAYERS, TINY_LAYERS + 1), (1, 2)] {
+    // (fine-tuned layers, exposed states, pooling): all layers with the input exposed, or
+    // the top one; attention pooling adds a learned scoring vector per exposed state.
+    for (finetune, exposed, pooling) in [
+        (TINY_LAYERS, TINY_LAYERS + 1, Pooling::Mean),
+        (1, 2, Pooling::Mean),
+        (1, 2, Pooling::Attention),
+    ] {
         let dims = FeatureDims { text: Some((exposed, TINY_HIDDEN)), image: Some(IMAGE) };
         let (varmap, model) = build(&Ablation::default(), dims, 6, false, 5);
         let top =
-            TextTop::pretrained(&files, finetune, exposed, Pooling::Mean, &varmap, &Device::Cpu)
-                .unwrap();
+            TextTop::pretrained(&files, finetune, exposed, pooling, &varmap, &Device::Cpu).unwrap();
         let model = model.with_text_top(top).unwrap();
-        let top_vars =
-            varmap.data().lock().unwrap().keys().filter(|n| n.starts_with("text_top.")).count();
-        assert_eq!(top_vars, 16 * finetune, "8 weight/bias pairs per fine-tuned layer");
+        let count = |prefix: &str| {
+            varmap.data().lock().unwrap().keys().filter(|n| n.starts_with(prefix)).count()
+        };
+        assert_eq!(count("text_top."), 16 * finetune, "8 weight/bias pairs per fine-tuned layer");
+        let pool_vars = if pooling == Pooling::Attention { exposed } else { 0 };
+        assert_eq!(count("text_pool."), pool_vars, "{pooling:?}");
 
         let data = Synthetic::new(6, 1).samples(12, false, 2);
         let mut batch = without_text(data.batch(0..12, 6, false));
@@ -267,7 +274,10 @@ fn every_variable_gets_a_gradient_with_fine_tuned_text_layers() {
             mask: Tensor::from_vec(mask, (12, seq), &Device::Cpu).unwrap(),
         });
         let missing = variables_without_gradient(&varmap, &model, &batch);
-        assert!(missing.is_empty(), "fine-tuning {finetune}: no gradient for {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "fine-tuning {finetune} ({pooling:?}): no gradient for {missing:?}"
+        );
 
         // Without token states the model cannot make its text stream.
         let err = model.forward(&without_text(data.batch(0..12, 6, false)), false);

@@ -247,9 +247,13 @@ fn longest_first(encodings: &[Encoding]) -> Vec<usize> {
     order
 }
 
-/// One vector per text from a `(batch, seq, hidden)` hidden state.
+/// One vector per text from a `(batch, seq, hidden)` hidden state, by a pooling that has no
+/// weights of its own (attention pooling is the fine-tuned text top's).
 pub fn pool(state: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<Tensor> {
     Ok(match pooling {
+        Pooling::Attention => {
+            bail!("attention pooling is learned: it needs text_encoder.finetune_layers >= 1")
+        }
         Pooling::Cls => state.narrow(1, 0, 1)?.squeeze(1)?,
         Pooling::Mean => {
             let weights = mask.to_dtype(state.dtype())?.unsqueeze(D::Minus1)?;

@@ -8,6 +8,7 @@
 //! paths use ops that have a backward pass (candle's fused layer-norm and softmax do not;
 //! see `layers`).
 
+mod attention_pool;
 mod classifier;
 mod contrastive;
 mod fusion;
@@ -27,6 +28,7 @@ use candle_nn::{VarBuilder, VarMap};
 
 use crate::config::{Ablation, ModelConfig};
 
+pub use attention_pool::TEXT_POOL;
 pub use contrastive::ContrastivePair;
 use contrastive::{info_nce, rows_with_image};
 use layers::as_mask;

@@ -4,7 +4,8 @@
 //! (`features::TokenStates`). Each step runs only these N layers, with backward-safe ops,
 //! on a padded batch of those cached states, and pools the text stream from their outputs:
 //! the same `(batch, layers, hidden)` the frozen encoder's cached features have, so the
-//! rest of the model does not know the difference.
+//! rest of the model does not know the difference. With `pooling = "attention"` the pool
+//! itself learns too ([`AttentionPool`]).
 
 use std::ops::Range;
 
@@ -12,6 +13,7 @@ use anyhow::{bail, Context};
 use candle_core::{Device, Result, Tensor};
 use candle_nn::VarMap;
 
+use super::attention_pool::AttentionPool;
 use crate::config::Pooling;
 use crate::encoders::bert::{pretrained_layers, BertLayer};
 use crate::encoders::ops::{attention_bias, Mode};
@@ -37,6 +39,8 @@ pub struct TextTop {
     /// counted from the top.
     exposed: usize,
     pooling: Pooling,
+    /// The learned pool's weights when `pooling` is attention.
+    attention: Option<AttentionPool>,
     hidden: usize,
 }
 
@@ -75,7 +79,13 @@ impl TextTop {
                 .with_context(|| {
                     format!("loading the top {finetune} layers of `{}`", files.spec)
                 })?;
-        Ok(Self { layers, exposed, pooling, hidden: config.hidden_size })
+        let attention = match pooling {
+            Pooling::Attention => {
+                Some(AttentionPool::new(exposed, config.hidden_size, varmap, device)?)
+            }
+            Pooling::Cls | Pooling::Mean => None,
+        };
+        Ok(Self { layers, exposed, pooling, attention, hidden: config.hidden_size })
     }
 
     /// `(layers exposed, hidden)`: the shape of the text stream this produces per sample.
@@ -103,7 +113,11 @@ impl TextTop {
         }
         let pooled = states[states.len() - self.exposed..]
             .iter()
-            .map(|state| pool(state, &tokens.mask, self.pooling).map_err(wrap))
+            .enumerate()
+            .map(|(i, state)| match &self.attention {
+                Some(attention) => attention.forward(i, state, &tokens.mask, mode),
+                None => pool(state, &tokens.mask, self.pooling).map_err(wrap),
+            })
             .collect::<Result<Vec<_>>>()?;
         Tensor::stack(&pooled, 1)
     }

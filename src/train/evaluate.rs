@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 
 use super::batches::{batch, inputs, length_sorted_batches, Targets};
 use crate::data::{LabelSpace, Sample};
@@ -38,11 +38,10 @@ pub fn predict(
         let output = model.forward(&batch, false)?;
         let loss = model.loss(&output, &batch)?;
         loss_sum += loss.total.to_scalar::<f32>()? * chunk.len() as f32;
-        let probs = model.probabilities(&output.logits)?;
-        scatter(&mut probabilities, &chunk, probs.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
+        scatter(&mut probabilities, &chunk, &model.probabilities(&output.logits)?)?;
         if let Some(g) = &output.gates {
             let all = gates.get_or_insert_with(|| vec![Vec::new(); features.len()]);
-            scatter(all, &chunk, g.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
+            scatter(all, &chunk, g)?;
         }
     }
     Ok(Predictions { probabilities, gates, loss: loss_sum / features.len().max(1) as f32 })
@@ -58,8 +57,7 @@ pub fn probabilities(
     let mut probabilities = vec![Vec::new(); features.len()];
     for chunk in evaluation_batches(features, batch_size) {
         let output = model.forward(&inputs(features, &chunk, device)?, false)?;
-        let probs = model.probabilities(&output.logits)?;
-        scatter(&mut probabilities, &chunk, probs.to_device(&Device::Cpu)?.to_vec2::<f32>()?);
+        scatter(&mut probabilities, &chunk, &model.probabilities(&output.logits)?)?;
     }
     Ok(probabilities)
 }
@@ -70,11 +68,14 @@ fn evaluation_batches(features: &Features, batch_size: usize) -> Vec<Vec<usize>>
     length_sorted_batches(features.len(), batch_size, lengths.as_deref())
 }
 
-/// Puts the rows computed for the samples at `indices` back in sample order.
-fn scatter(out: &mut [Vec<f32>], indices: &[usize], rows: Vec<Vec<f32>>) {
+/// Puts the `(indices.len(), n)` rows computed for the samples at `indices` back in
+/// sample order.
+fn scatter(out: &mut [Vec<f32>], indices: &[usize], rows: &Tensor) -> Result<()> {
+    let rows = rows.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
     for (&i, row) in indices.iter().zip(rows) {
         out[i] = row;
     }
+    Ok(())
 }
 
 /// Label decisions: argmax for single-label, per-class thresholds (0.5 default) for multi-label.
