@@ -13,15 +13,17 @@
 #
 # Needs tmux and a built binary (`cargo build`; MEMESCOPE_BIN overrides its path, e.g. a copy
 # when several checkouts share one CARGO_TARGET_DIR and overwrite each other's). Waits poll
-# the screen with a timeout (E2E_TIMEOUT seconds for training, default 600); E2E_EPOCHS
-# (default 3) sets train.epochs. On failure the step, the screen and the log tail are printed.
+# the screen with a timeout (E2E_TIMEOUT seconds for training, default 600); E2E_EPOCHS sets
+# train.epochs (default 5: on a loaded machine the loss step can outlast the first two
+# epochs, and the F1 step must still see two more). On failure the step, the screen and the
+# log tail are printed.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 CONFIG=${1:-tests/fixtures/e2e.toml}
 BIN=${MEMESCOPE_BIN:-${CARGO_TARGET_DIR:-target}/debug/memescope}
 TRAIN_TIMEOUT=${E2E_TIMEOUT:-600}
-EPOCHS=${E2E_EPOCHS:-3}
+EPOCHS=${E2E_EPOCHS:-5}
 SESSION="memescope-e2e-$$"
 WORK=$(mktemp -d)
 RUNS="$WORK/runs"
