@@ -15,7 +15,7 @@ use crate::encoders::ops::{softmax_last, Mode};
 
 /// Where the scoring vectors live in the `VarMap` (`text_pool.{state}.score`). Not under
 /// the fine-tuned layers' prefix: they are new head weights, trained at the head's rate.
-pub const TEXT_POOL: &str = "text_pool";
+const TEXT_POOL: &str = "text_pool";
 
 pub struct AttentionPool {
     /// One `(hidden)` scoring vector per pooled state, bottom to top.
@@ -33,12 +33,14 @@ impl AttentionPool {
     }
 
     /// `(batch, hidden)`: the weighted average of `state`'s `(batch, seq, hidden)` tokens,
-    /// scored by the `index`-th vector; padding (`mask` 0) gets no weight.
+    /// scored by the `index`-th vector. `bias` is the encoder layers' additive padding bias
+    /// ([`crate::encoders::ops::attention_bias`], `(batch, 1, 1, seq)`), so padding gets no
+    /// weight.
     pub fn forward(
         &self,
         index: usize,
         state: &Tensor,
-        mask: &Tensor,
+        bias: &Tensor,
         mode: Mode,
     ) -> Result<Tensor> {
         let Some(score) = self.scores.get(index) else {
@@ -48,9 +50,7 @@ impl AttentionPool {
             );
         };
         let logits = state.broadcast_mul(score)?.sum(D::Minus1)?;
-        // Not -inf: exp underflows to 0 all the same, and no row can turn into NaN.
-        let padding = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?;
-        let weights = softmax_last(&(logits + padding)?, mode)?;
+        let weights = softmax_last(&(logits + bias.flatten_from(1)?)?, mode)?;
         weights.unsqueeze(1)?.matmul(&state.contiguous()?)?.squeeze(1)
     }
 }
@@ -58,17 +58,18 @@ impl AttentionPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoders::ops::attention_bias;
 
     #[test]
     fn starts_as_mean_pooling_and_ignores_padding() -> Result<()> {
         let device = Device::Cpu;
         let pool = AttentionPool::new(1, 2, &VarMap::new(), &device)?;
         let state = Tensor::new(&[[[1f32, 2.], [3., 4.], [100., 100.]]], &device)?;
-        let mask = Tensor::new(&[[1u32, 1, 0]], &device)?;
+        let bias = attention_bias(&Tensor::new(&[[1u32, 1, 0]], &device)?)?;
         for mode in [Mode::Trainable, Mode::Inference] {
-            assert_eq!(pool.forward(0, &state, &mask, mode)?.to_vec2::<f32>()?, [[2., 3.]]);
+            assert_eq!(pool.forward(0, &state, &bias, mode)?.to_vec2::<f32>()?, [[2., 3.]]);
         }
-        assert!(pool.forward(1, &state, &mask, Mode::Inference).is_err());
+        assert!(pool.forward(1, &state, &bias, Mode::Inference).is_err());
         Ok(())
     }
 
@@ -80,8 +81,8 @@ mod tests {
         varmap.data().lock().unwrap()[&format!("{TEXT_POOL}.0.score")]
             .set(&Tensor::new(&[10f32, 0.], &device)?)?;
         let state = Tensor::new(&[[[1f32, 0.], [0., 1.]]], &device)?;
-        let mask = Tensor::new(&[[1u32, 1]], &device)?;
-        let pooled = pool.forward(0, &state, &mask, Mode::Inference)?.to_vec2::<f32>()?;
+        let bias = attention_bias(&Tensor::new(&[[1u32, 1]], &device)?)?;
+        let pooled = pool.forward(0, &state, &bias, Mode::Inference)?.to_vec2::<f32>()?;
         assert!(pooled[0][0] > 0.99 && pooled[0][1] < 0.01, "{pooled:?}");
         Ok(())
     }

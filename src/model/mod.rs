@@ -28,7 +28,6 @@ use candle_nn::{VarBuilder, VarMap};
 
 use crate::config::{Ablation, ModelConfig};
 
-pub use attention_pool::TEXT_POOL;
 pub use contrastive::ContrastivePair;
 use contrastive::{info_nce, rows_with_image};
 use layers::as_mask;

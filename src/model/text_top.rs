@@ -38,10 +38,16 @@ pub struct TextTop {
     /// How many of the hidden states (the input, then each layer's output) are exposed,
     /// counted from the top.
     exposed: usize,
-    pooling: Pooling,
-    /// The learned pool's weights when `pooling` is attention.
-    attention: Option<AttentionPool>,
+    pool: TextPool,
     hidden: usize,
+}
+
+/// How each exposed state becomes one vector per text.
+enum TextPool {
+    /// A pooling without weights of its own (`cls`, `mean`).
+    Fixed(Pooling),
+    /// `attention`: learned token weights.
+    Learned(AttentionPool),
 }
 
 impl TextTop {
@@ -79,13 +85,13 @@ impl TextTop {
                 .with_context(|| {
                     format!("loading the top {finetune} layers of `{}`", files.spec)
                 })?;
-        let attention = match pooling {
+        let pool = match pooling {
             Pooling::Attention => {
-                Some(AttentionPool::new(exposed, config.hidden_size, varmap, device)?)
+                TextPool::Learned(AttentionPool::new(exposed, config.hidden_size, varmap, device)?)
             }
-            Pooling::Cls | Pooling::Mean => None,
+            Pooling::Cls | Pooling::Mean => TextPool::Fixed(pooling),
         };
-        Ok(Self { layers, exposed, pooling, attention, hidden: config.hidden_size })
+        Ok(Self { layers, exposed, pool, hidden: config.hidden_size })
     }
 
     /// `(layers exposed, hidden)`: the shape of the text stream this produces per sample.
@@ -114,9 +120,9 @@ impl TextTop {
         let pooled = states[states.len() - self.exposed..]
             .iter()
             .enumerate()
-            .map(|(i, state)| match &self.attention {
-                Some(attention) => attention.forward(i, state, &tokens.mask, mode),
-                None => pool(state, &tokens.mask, self.pooling).map_err(wrap),
+            .map(|(i, state)| match &self.pool {
+                TextPool::Learned(attention) => attention.forward(i, state, &bias, mode),
+                TextPool::Fixed(pooling) => pool(state, &tokens.mask, *pooling).map_err(wrap),
             })
             .collect::<Result<Vec<_>>>()?;
         Tensor::stack(&pooled, 1)
