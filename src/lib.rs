@@ -2,9 +2,11 @@
 //!
 //! The crate is layered the way data flows:
 //! `data` → `encoders` (frozen, cached by `cache`) → `model` (fusion) → `train`
-//! → `events` → {`tui` panes, JSONL sink}. `metrics` scores predictions; `ocr` reads
-//! text off new memes; `predict` labels them with a trained run; `cli` wires commands to
-//! the layers.
+//! → `events` → {`tui` panes, JSONL sink}. `runs` owns the run directory's format, which
+//! `train` writes and `tui`, `predict` and `cli` read; like `events` it sits below both.
+//! `metrics` scores predictions; `ocr` reads text off new memes; `predict` labels them
+//! with a trained run; `cli` wires commands to the layers. No module imports from a layer
+//! above it.
 
 pub mod bench;
 pub mod cache;
@@ -18,6 +20,7 @@ pub mod metrics;
 pub mod model;
 pub mod ocr;
 pub mod predict;
+pub mod runs;
 pub mod testing;
 pub mod train;
 pub mod tui;

@@ -6,6 +6,7 @@ mod common;
 use memescope::config::Config;
 use memescope::data::{Dataset, DatasetFormat};
 use memescope::events::{read_events, TrainEvent, VecSink};
+use memescope::runs;
 use memescope::train::{self, StopFlag};
 
 /// A temporary directory holding synthetic `format` data (`per_class` memes of each label,
@@ -69,7 +70,7 @@ fn learns_synthetic_axiom_and_eval_reproduces_validation_metrics() {
     assert!(matches!(logged.last(), Some(TrainEvent::Finished(_))));
 
     // Evaluating the saved run from disk on its validation file reproduces report.json.
-    let report: train::Report = train::read_json(&summary.run_dir.join("report.json")).unwrap();
+    let report: runs::Report = runs::read_json(&summary.run_dir.join("report.json")).unwrap();
     assert_eq!(report.macro_f1, summary.macro_f1);
     common::assert_eval_reproduces_report(&summary.run_dir, &data);
 
@@ -91,7 +92,7 @@ fn learns_synthetic_axiom_and_eval_reproduces_validation_metrics() {
 fn learns_synthetic_restore_multi_label_with_thresholds() {
     let (_dir, _, config) = synthetic_run("restore", 16, 5);
     let summary = train::run(config, &mut VecSink::default(), &StopFlag::default()).unwrap();
-    let report: train::Report = train::read_json(&summary.run_dir.join("report.json")).unwrap();
+    let report: runs::Report = runs::read_json(&summary.run_dir.join("report.json")).unwrap();
     assert!(report.multi_label);
     let thresholds = report.thresholds.expect("per-class thresholds for multi-label runs");
     assert_eq!(thresholds.len(), 7);
@@ -135,7 +136,7 @@ fn stop_request_leaves_a_consistent_run_that_resumes() {
     ] {
         assert!(summary.run_dir.join(file).is_file(), "{file} missing after stop");
     }
-    let state: train::TrainState = train::read_json(&summary.run_dir.join("state.json")).unwrap();
+    let state: runs::TrainState = runs::read_json(&summary.run_dir.join("state.json")).unwrap();
     assert_eq!(state.completed_epochs, 1);
 
     let mut sink = VecSink::default();
@@ -180,7 +181,7 @@ fn diverging_loss_fails_clearly_and_keeps_the_last_good_checkpoint() {
         checkpoint,
         "the last good checkpoint is kept"
     );
-    let report: train::Report = train::read_json(&good.run_dir.join("report.json")).unwrap();
+    let report: runs::Report = runs::read_json(&good.run_dir.join("report.json")).unwrap();
     assert_eq!(report.status, "failed");
 }
 
@@ -201,7 +202,7 @@ fn same_seed_reproduces_the_run_on_cpu() {
     let run = |config: &Config| {
         let summary = train::run(config.clone(), &mut VecSink::default(), &StopFlag::default());
         let dir = summary.unwrap().run_dir;
-        let report: train::Report = train::read_json(&dir.join("report.json")).unwrap();
+        let report: runs::Report = runs::read_json(&dir.join("report.json")).unwrap();
         (weights(&dir.join("last.safetensors")), report.metrics)
     };
     let first = run(&config);

@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::config::Config;
 use crate::events::TrainEvent;
 use crate::features::featurize_samples;
-use crate::train::{load_data, select_device};
+use crate::train::{load_dataset, select_device};
 
 pub fn run(config: &Config) -> Result<()> {
     let device = select_device(&config.train.device)?;
@@ -18,7 +18,7 @@ pub fn run(config: &Config) -> Result<()> {
             }
             _ => {}
         };
-        let data = load_data(config, file, config.data.images.as_deref(), &mut show)?;
+        let data = load_dataset(config, file, config.data.images.as_deref(), &mut show)?;
         let (features, _) = featurize_samples(config, &data.feature_input(), &device, &mut show)?;
         let dims = features.dims()?;
         let text = match &features.tokens {

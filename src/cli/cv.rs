@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use crate::config::Config;
 use crate::events::TrainEvent;
+use crate::runs::CvDir;
 use crate::train::{cross_validate, StopFlag};
 
 pub fn run(config: Config, folds: usize, seed: Option<u64>) -> Result<()> {
@@ -61,6 +62,6 @@ pub fn run(config: Config, folds: usize, seed: Option<u64>) -> Result<()> {
         summary.folds.len(),
         summary.seconds
     );
-    println!("{}", summary.dir.join("cv.json").display());
+    println!("{}", CvDir { path: summary.dir.clone() }.summary().display());
     Ok(())
 }

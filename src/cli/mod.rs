@@ -8,8 +8,6 @@ mod predict;
 mod progress;
 mod train;
 
-pub use eval::{evaluate, Evaluation};
-
 use std::io::IsTerminal;
 use std::path::PathBuf;
 

@@ -4,11 +4,11 @@
 //! share only this vocabulary. Every event is also one line of a run's `events.jsonl`,
 //! so a run can be followed live or replayed from the file alone.
 
-mod follow;
 mod sink;
+mod tail;
 
-pub use follow::EventFollower;
 pub use sink::{read_events, ChannelSink, EventSink, Fanout, JsonlSink, VecSink};
+pub use tail::EventLogTail;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -17,17 +17,15 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::batches::Targets;
-use super::evaluate::score;
 use super::prepare::{load_train, prepare_eval, Prepared, Split};
-use super::report::TrainState;
-use super::run_dir::{write_json, RunDir};
+use super::run_log::RunLog;
 use super::trained::load_trained_run;
 use super::{select_device, train_on, StopFlag};
 use crate::config::Config;
 use crate::data::{fold_train_indices, stratified_folds, stratified_split};
-use crate::events::{EventSink, JsonlSink, TrainEvent};
+use crate::events::TrainEvent;
 use crate::metrics::Metrics;
+use crate::runs::{write_json, CvDir, RunDir, TrainState};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoldResult {
@@ -105,15 +103,14 @@ pub fn cross_validate(
         )?),
         None => None,
     };
-    let cv_dir = RunDir::create_kind(&config.paths.runs, "cv-", &config.ablation)?.path;
+    let cv_dir = CvDir::create(&config.paths.runs, &config.ablation)?;
 
     let mut results = Vec::with_capacity(k);
     for (index, held_out) in folds.iter().enumerate() {
         let fold = index + 1;
         let fold_started = Instant::now();
-        let run = RunDir::open_new(&cv_dir.join(format!("fold-{fold}")))?;
-        std::fs::write(run.config(), config.to_toml_string())
-            .with_context(|| format!("writing {}", run.config().display()))?;
+        let run = cv_dir.create_fold(fold)?;
+        run.write_config(&config)?;
         let fold_train = fold_train_indices(&folds, index);
         let prepared = match &validation_file {
             Some(validation) => Prepared {
@@ -132,21 +129,24 @@ pub fn cross_validate(
                 loaded.split(&train, &validation)?
             }
         };
-        let mut log = JsonlSink::append(&run.events())?;
-        let mut log_error = None;
-        let mut forward = |event: TrainEvent| {
-            if let Err(e) = log.emit(&event) {
-                log_error.get_or_insert(e);
-            }
-            emit(fold, &event);
+        let mut forward = |event: &TrainEvent| {
+            emit(fold, event);
+            Ok(())
         };
-        let summary =
-            train_on(&config, &run, TrainState::default(), &prepared, &device, &mut forward, stop)
-                .with_context(|| format!("fold {fold} of {k}"))?;
-        forward(TrainEvent::Finished(summary.clone()));
-        if let Some(e) = log_error {
-            return Err(e.context(format!("writing {}", run.events().display())));
-        }
+        let mut log = RunLog::open(&run, &mut forward)?;
+        let mut log_event = |event: TrainEvent| log.emit(event);
+        let summary = train_on(
+            &config,
+            &run,
+            TrainState::default(),
+            &prepared,
+            &device,
+            &mut log_event,
+            stop,
+        )
+        .with_context(|| format!("fold {fold} of {k}"))?;
+        log.emit(TrainEvent::Finished(summary.clone()));
+        log.finish().with_context(|| format!("writing {}", run.events().display()))?;
         if stop.is_requested() {
             bail!("cross-validation stopped during fold {fold}");
         }
@@ -182,7 +182,7 @@ pub fn cross_validate(
     let (weighted_f1_mean, weighted_f1_std) =
         mean_std(&results.iter().map(|r| r.weighted_f1).collect::<Vec<_>>());
     let summary = CvSummary {
-        dir: cv_dir.clone(),
+        dir: cv_dir.path.clone(),
         folds: results,
         macro_f1_mean,
         macro_f1_std,
@@ -190,17 +190,14 @@ pub fn cross_validate(
         weighted_f1_std,
         seconds: started.elapsed().as_secs_f64(),
     };
-    write_json(&cv_dir.join("cv.json"), &summary)?;
+    write_json(&cv_dir.summary(), &summary)?;
     Ok(summary)
 }
 
 /// The metrics of the fold's best checkpoint on its held-out samples, decided as `eval`
 /// decides (the thresholds chosen on validation, for multi-label data).
 fn score_held_out(run: &RunDir, held_out: &Split) -> Result<Metrics> {
-    let trained = load_trained_run(&run.path)?;
-    let probabilities = trained.probabilities(&held_out.features)?;
-    let predicted = trained.decide(&probabilities);
-    Ok(score(&trained.space, &Targets::of(&held_out.dataset).labels, &predicted))
+    load_trained_run(&run.path)?.score(held_out)
 }
 
 #[cfg(test)]

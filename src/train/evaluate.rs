@@ -13,9 +13,9 @@ use crate::features::Features;
 use crate::metrics::{multi_label_metrics, single_label_metrics, Metrics};
 use crate::model::FusionModel;
 
-/// The model's outputs on every sample, in order.
+/// The model's outputs on every labelled sample, in order, as validation needs them.
 #[derive(Debug, Clone)]
-pub struct Predictions {
+pub struct ValidationOutputs {
     pub probabilities: Vec<Vec<f32>>,
     /// Per-sample gate weights when the mixture of experts is on.
     pub gates: Option<Vec<Vec<f32>>>,
@@ -23,13 +23,14 @@ pub struct Predictions {
     pub loss: f32,
 }
 
-pub fn predict(
+/// Probabilities, gate weights and the loss of `model` on labelled `features`.
+pub fn validation_outputs(
     model: &FusionModel,
     features: &Features,
     targets: &Targets,
     batch_size: usize,
     device: &Device,
-) -> Result<Predictions> {
+) -> Result<ValidationOutputs> {
     let mut probabilities = vec![Vec::new(); features.len()];
     let mut gates: Option<Vec<Vec<f32>>> = None;
     let mut loss_sum = 0.0;
@@ -44,7 +45,7 @@ pub fn predict(
             scatter(all, &chunk, g)?;
         }
     }
-    Ok(Predictions { probabilities, gates, loss: loss_sum / features.len().max(1) as f32 })
+    Ok(ValidationOutputs { probabilities, gates, loss: loss_sum / features.len().max(1) as f32 })
 }
 
 /// The model's per-label probabilities for every sample, in order, without needing labels.

@@ -14,13 +14,13 @@ use crate::features::FeatureInput;
 use crate::ocr::{fill_ocr_text, OcrCache, OcrEngine, OcrFillReport, OcrPolicy, Tesseract};
 
 /// A dataset file with its text complete and its images resolved.
-pub struct LoadedData {
+pub struct ResolvedDataset {
     pub dataset: Dataset,
     /// Each sample's image; `None` without an image folder.
     pub images: Option<ImageReport>,
 }
 
-impl LoadedData {
+impl ResolvedDataset {
     /// What the feature extractor needs of it.
     pub fn feature_input(&self) -> FeatureInput<'_> {
         FeatureInput {
@@ -39,12 +39,12 @@ pub fn ocr_cache_dir(config: &Config) -> PathBuf {
 /// Reads `path` in the config's format and resolves its images in `images_dir`. Records
 /// may lack `ocr_text` only when OCR can supply it (`data.ocr` is not `never` and there is
 /// an image folder); otherwise such a record is the reader's usual error.
-pub fn load_data(
+pub fn load_dataset(
     config: &Config,
     path: &Path,
     images_dir: Option<&Path>,
     emit: &mut dyn FnMut(TrainEvent),
-) -> Result<LoadedData> {
+) -> Result<ResolvedDataset> {
     let policy = config.data.ocr;
     let format = config.data.format;
     let (mut dataset, without_text) = match images_dir {
@@ -65,7 +65,7 @@ pub fn load_data(
         })?;
         read_texts(config, &mut dataset, images, &wanted, &engine, emit)?;
     }
-    Ok(LoadedData { dataset, images })
+    Ok(ResolvedDataset { dataset, images })
 }
 
 /// Fills the text of the samples at `wanted` by OCR (through the cache) and tells the user

@@ -3,30 +3,30 @@
 
 mod adamw;
 mod batches;
+mod build;
 mod cv;
 mod device;
 mod evaluate;
 mod load;
+mod optimizers;
 mod prepare;
 mod priority;
-mod report;
-mod run_dir;
+mod run_log;
 mod schedule;
 mod trained;
 mod trainer;
 
 pub use adamw::FusedAdamW;
 pub use batches::Targets;
+pub use build::{build_model, build_model_for};
 pub use cv::{cross_validate, CvSummary, FoldResult};
 pub use device::{describe as describe_device, select_device};
-pub use evaluate::{decide, predict, probabilities, score, Predictions};
-pub use load::{load_data, ocr_cache_dir, LoadedData};
-pub use prepare::{load_train, prepare, prepare_eval, Loaded, Prepared, Split};
+pub use evaluate::{decide, probabilities, score, validation_outputs, ValidationOutputs};
+pub use load::{load_dataset, ocr_cache_dir, ResolvedDataset};
+pub use prepare::{load_train, prepare, prepare_eval, FeaturizedTrainFile, Prepared, Split};
 pub use priority::lower_compute_pool_priority;
-pub use report::{Report, TrainState};
-pub use run_dir::{read_json, write_json, RunDir};
-pub use trained::{load_trained_run, TrainedRun};
-pub use trainer::{build_model, build_model_for, Trainer};
+pub use trained::{evaluate_run, load_trained_run, Evaluation, TrainedRun};
+pub use trainer::Trainer;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,8 +35,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::config::Config;
-use crate::events::{ChannelSink, EventSink, Fanout, JsonlSink, RunInfo, RunSummary, TrainEvent};
+use crate::events::{ChannelSink, EventSink, RunInfo, RunSummary, TrainEvent};
 use crate::model::FusionModel;
+use crate::runs::{RunDir, TrainState};
+use run_log::RunLog;
 
 /// A cooperative stop request, checked by the trainer at every step boundary.
 #[derive(Debug, Clone, Default)]
@@ -87,17 +89,15 @@ fn spawn(
 pub fn run(config: Config, sink: &mut dyn EventSink, stop: &StopFlag) -> Result<RunSummary> {
     let config = config.absolutized()?;
     let run = RunDir::create(&config.paths.runs, &config.ablation)?;
-    std::fs::write(run.config(), config.to_toml_string())
-        .with_context(|| format!("writing {}", run.config().display()))?;
+    run.write_config(&config)?;
     execute(&config, &run, TrainState::default(), sink, stop)
 }
 
 /// Resumes the run in `run_dir`: same config, weights from `last.safetensors`.
 pub fn resume(run_dir: &Path, sink: &mut dyn EventSink, stop: &StopFlag) -> Result<RunSummary> {
     let run = RunDir::open(run_dir)?;
-    let config = Config::load(&run.config(), &[])?;
-    let state: TrainState =
-        if run.state().exists() { read_json(&run.state())? } else { TrainState::default() };
+    let config = run.read_config()?;
+    let state = run.read_state()?;
     execute(&config, &run, state, sink, stop)
 }
 
@@ -109,32 +109,17 @@ fn execute(
     sink: &mut dyn EventSink,
     stop: &StopFlag,
 ) -> Result<RunSummary> {
-    let log = JsonlSink::append(&run.events())?;
-    let mut sinks = Fanout(vec![Box::new(log), Box::new(ForwardTo(sink))]);
-    let mut sink_error = None;
-    let mut emit = |event: TrainEvent| {
-        if let Err(e) = sinks.emit(&event) {
-            sink_error.get_or_insert(e);
-        }
-    };
-    let outcome = train(config, run, state, &mut emit, stop);
+    let mut forward = |event: &TrainEvent| sink.emit(event);
+    let mut log = RunLog::open(run, &mut forward)?;
+    let outcome = train(config, run, state, &mut |event| log.emit(event), stop);
     match &outcome {
-        Ok(summary) if !stop.is_requested() => emit(TrainEvent::Finished(summary.clone())),
+        Ok(summary) if !stop.is_requested() => log.emit(TrainEvent::Finished(summary.clone())),
         Ok(_) => {}
-        Err(error) => emit(TrainEvent::Failed { message: format!("{error:#}") }),
+        Err(error) => log.emit(TrainEvent::Failed { message: format!("{error:#}") }),
     }
-    match sink_error {
-        Some(e) if outcome.is_ok() => Err(e.context("writing events")),
+    match log.finish() {
+        Err(e) if outcome.is_ok() => Err(e.context("writing events")),
         _ => outcome,
-    }
-}
-
-/// Borrows a sink for the lifetime of a `Fanout` that wants owned boxes.
-struct ForwardTo<'a>(&'a mut dyn EventSink);
-
-impl EventSink for ForwardTo<'_> {
-    fn emit(&mut self, event: &TrainEvent) -> Result<()> {
-        self.0.emit(event)
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use candle_core::Device;
 
-use super::load::load_data;
+use super::load::load_dataset;
 use crate::config::Config;
 use crate::data::{stratified_split, Dataset};
 use crate::events::TrainEvent;
@@ -33,7 +33,7 @@ pub fn prepare(
     let full = load_train(config, device, emit)?;
     match &data.validation {
         Some(path) => {
-            let validation = load_data(config, path, data.images.as_deref(), emit)?;
+            let validation = load_dataset(config, path, data.images.as_deref(), emit)?;
             let (val_features, val_report) =
                 featurize_samples(config, &validation.feature_input(), device, emit)?;
             let report = FeatureReport {
@@ -62,13 +62,13 @@ pub fn prepare(
 }
 
 /// The configured training file with its features, before any split.
-pub struct Loaded {
+pub struct FeaturizedTrainFile {
     pub dataset: Dataset,
     pub features: Features,
     pub report: FeatureReport,
 }
 
-impl Loaded {
+impl FeaturizedTrainFile {
     /// A train/validation split of this file by explicit sample indices (cross-validation
     /// folds, or the seeded stratified split).
     pub fn split(&self, train_idx: &[usize], val_idx: &[usize]) -> Result<Prepared> {
@@ -93,15 +93,15 @@ pub fn load_train(
     config: &Config,
     device: &Device,
     emit: &mut dyn FnMut(TrainEvent),
-) -> Result<Loaded> {
+) -> Result<FeaturizedTrainFile> {
     let data = &config.data;
-    let loaded = load_data(config, &data.train, data.images.as_deref(), emit)?;
+    let loaded = load_dataset(config, &data.train, data.images.as_deref(), emit)?;
     emit(TrainEvent::Stage {
         name: "data".into(),
         detail: format!("{} samples from {}", loaded.dataset.len(), data.train.display()),
     });
     let (features, report) = featurize_samples(config, &loaded.feature_input(), device, emit)?;
-    Ok(Loaded { dataset: loaded.dataset, features, report })
+    Ok(FeaturizedTrainFile { dataset: loaded.dataset, features, report })
 }
 
 /// Loads a labelled file for evaluation with a run's configuration (OCR included).
@@ -112,7 +112,7 @@ pub fn prepare_eval(
     device: &Device,
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<Split> {
-    let data = load_data(config, path, images_dir, emit)
+    let data = load_dataset(config, path, images_dir, emit)
         .with_context(|| format!("loading evaluation data {}", path.display()))?;
     let (features, _) = featurize_samples(config, &data.feature_input(), device, emit)?;
     Ok(Split { dataset: data.dataset, features })

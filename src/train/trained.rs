@@ -6,15 +6,17 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 
+use super::batches::Targets;
+use super::build::build_model_for;
 use super::device::select_device;
-use super::evaluate::{decide, probabilities};
-use super::report::Report;
-use super::run_dir::{read_json, RunDir};
-use super::trainer::build_model_for;
+use super::evaluate::{decide, probabilities, score};
+use super::prepare::{prepare_eval, Split};
 use crate::config::Config;
 use crate::data::LabelSpace;
 use crate::features::Features;
+use crate::metrics::Metrics;
 use crate::model::{FeatureDims, FusionModel};
+use crate::runs::{read_json, Report, RunDir};
 
 /// Samples per forward pass when scoring.
 const BATCH_SIZE: usize = 128;
@@ -35,7 +37,7 @@ pub struct TrainedRun {
 /// are later given to it (a mismatch is then an error, not a silently smaller model).
 pub fn load_trained_run(run_dir: &Path) -> Result<TrainedRun> {
     let run = RunDir::open(run_dir)?;
-    let config = Config::load(&run.config(), &[])?;
+    let config = run.read_config()?;
     let report: Report = read_json(&run.report())
         .with_context(|| format!("{} has no completed epoch to use", run.path.display()))?;
     let space = config.data.format.label_space();
@@ -100,4 +102,26 @@ impl TrainedRun {
     pub fn decide(&self, probabilities: &[Vec<f32>]) -> Vec<Vec<usize>> {
         decide(probabilities, self.space.multi_label, self.report.thresholds.as_deref())
     }
+
+    /// The metrics of this run's decisions on the labelled samples of `split`.
+    pub fn score(&self, split: &Split) -> Result<Metrics> {
+        let probabilities = self.probabilities(&split.features)?;
+        let predicted = self.decide(&probabilities);
+        Ok(score(&self.space, &Targets::of(&split.dataset).labels, &predicted))
+    }
+}
+
+/// How a run's best checkpoint does on a labelled file.
+pub struct Evaluation {
+    pub samples: usize,
+    pub metrics: Metrics,
+}
+
+/// The metrics of the best checkpoint of the run in `run_dir` on the labelled file `data`
+/// (its images in `images`), decided with the run's thresholds.
+pub fn evaluate_run(run_dir: &Path, data: &Path, images: Option<&Path>) -> Result<Evaluation> {
+    let trained = load_trained_run(run_dir)?;
+    let mut log = |event| tracing::info!(?event, "eval");
+    let split = prepare_eval(&trained.config, data, images, &trained.device, &mut log)?;
+    Ok(Evaluation { samples: split.dataset.len(), metrics: trained.score(&split)? })
 }

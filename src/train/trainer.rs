@@ -1,85 +1,31 @@
 //! The epoch loop: AdamW with warmup/decay, gradient clipping, validation each epoch,
 //! best-checkpoint selection by the harmonic mean of macro- and weighted-F1, early
 //! stopping, NaN guard, and cooperative stopping at step boundaries.
+//!
+//! [`Trainer::train`] runs the loop; each batch is one [`Trainer::step`], each epoch ends in
+//! [`Trainer::end_epoch`] (validation, checkpoints, `state.json`, `report.json`), and the
+//! ways out are [`Trainer::finish`], [`Trainer::stop_now`] and [`Trainer::non_finite_loss`].
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Var};
-use candle_nn::{Optimizer, ParamsAdamW, VarMap};
+use anyhow::{anyhow, Context, Result};
+use candle_core::{Device, Var};
+use candle_nn::VarMap;
 
-use super::adamw::FusedAdamW;
 use super::batches::{batch, epoch_order, Targets};
-use super::evaluate::{decide, gate_usage, misclassified, predict, score, Predictions};
+use super::evaluate::{
+    decide, gate_usage, misclassified, score, validation_outputs, ValidationOutputs,
+};
+use super::optimizers::{clip_gradients, Optimizers};
 use super::prepare::{Prepared, Split};
-use super::report::{Report, TrainState};
-use super::run_dir::{write_json, RunDir};
 use super::schedule::{plateau_scale, LrSchedule};
 use super::StopFlag;
 use crate::config::Config;
-use crate::encoders::resolve_model;
 use crate::events::{EpochRecord, RunSummary, StepRecord, TrainEvent};
 use crate::metrics::{best_thresholds, Metrics};
-use crate::model::{seeded_var_builder, FeatureDims, FusionModel, TextTop, LEXICAL, TEXT_TOP};
-
-/// Builds the fusion model for `prepared` features, with seeded initial weights.
-pub fn build_model(
-    config: &Config,
-    features: &crate::features::Features,
-    num_labels: usize,
-    multi_label: bool,
-    device: &Device,
-) -> Result<(FusionModel, VarMap)> {
-    let mut dims = features.dims()?;
-    if let Some(tokens) = &features.tokens {
-        // The fine-tuned layers pool their own text stream, as many layers as configured.
-        dims.text = Some((config.text_encoder.layers, tokens.hidden()));
-    }
-    build_model_for(config, dims, num_labels, multi_label, device)
-}
-
-/// Builds the fusion model for features of shape `dims`, with seeded initial weights, and
-/// with the text encoder's top `text_encoder.finetune_layers` layers (pretrained weights,
-/// under [`TEXT_TOP`] in the `VarMap`) in front when the model reads text.
-pub fn build_model_for(
-    config: &Config,
-    dims: FeatureDims,
-    num_labels: usize,
-    multi_label: bool,
-    device: &Device,
-) -> Result<(FusionModel, VarMap)> {
-    let varmap = VarMap::new();
-    let vb = seeded_var_builder(&varmap, config.train.seed, device);
-    let model = FusionModel::new(
-        vb,
-        &config.model,
-        &config.ablation,
-        dims,
-        num_labels,
-        multi_label,
-        config.train.seed,
-    )?;
-    let finetune = config.text_encoder.finetune_layers;
-    let model = match dims.text {
-        Some(_) if finetune > 0 => {
-            let settings = &config.text_encoder;
-            let files = resolve_model(&settings.model, true)?;
-            let top = TextTop::pretrained(
-                &files,
-                finetune,
-                settings.layers,
-                settings.pooling,
-                &varmap,
-                device,
-            )?;
-            model.with_text_top(top)?
-        }
-        _ => model,
-    };
-    Ok((model, varmap))
-}
+use crate::model::FusionModel;
+use crate::runs::{write_json, Report, RunDir, RunStatus, TrainState};
 
 pub struct Trainer<'a> {
     pub config: &'a Config,
@@ -89,9 +35,36 @@ pub struct Trainer<'a> {
     pub emit: &'a mut dyn FnMut(TrainEvent),
 }
 
+/// The model and everything a step changes or reads to change it.
+struct Learner<'m> {
+    model: &'m FusionModel,
+    varmap: &'m VarMap,
+    vars: Vec<Var>,
+    optimizers: Optimizers,
+    schedule: LrSchedule,
+    targets: Targets,
+}
+
+/// Where the run stands: what `state.json` and `report.json` hold, and since when it runs
+/// (a resumed run counts its earlier seconds).
+struct Progress {
+    state: TrainState,
+    /// The best epoch's report; `None` until the first epoch ends.
+    report: Option<Report>,
+    started: Instant,
+}
+
+/// The epoch being trained and its running training loss.
+struct EpochTally {
+    epoch: usize,
+    started: Instant,
+    loss_sum: f64,
+    seen: usize,
+}
+
 /// What a finished epoch's validation produced.
 struct Validation {
-    predictions: Predictions,
+    outputs: ValidationOutputs,
     metrics: Metrics,
     thresholds: Option<Vec<f32>>,
     predicted: Vec<Vec<usize>>,
@@ -106,159 +79,241 @@ impl Trainer<'_> {
         varmap: &VarMap,
         mut state: TrainState,
     ) -> Result<RunSummary> {
-        let config = self.config;
+        let whole_config = self.config;
+        let config = &whole_config.train;
         let train = &prepared.train;
-        let targets = Targets::of(&train.dataset);
-        let val_targets = Targets::of(&prepared.validation.dataset);
-        let batch_size = config.train.batch_size;
-        let steps_per_epoch = train.dataset.len().div_ceil(batch_size);
-        let schedule = LrSchedule::new(&config.train, steps_per_epoch * config.train.epochs);
-        let vars = varmap.all_vars();
+        let steps_per_epoch = train.dataset.len().div_ceil(config.batch_size);
+        let mut learner = Learner {
+            model,
+            varmap,
+            vars: varmap.all_vars(),
+            optimizers: Optimizers::new(varmap, config)?,
+            schedule: LrSchedule::new(config, steps_per_epoch * config.epochs),
+            targets: Targets::of(&train.dataset),
+        };
         let token_lengths = train.features.tokens.as_ref().map(|t| t.lengths());
-        let lengths = token_lengths.as_deref();
-        let mut optimizers = Optimizers::new(varmap, &config.train)?;
         if state.lr_scale == 0.0 {
             state.lr_scale = 1.0;
         }
-        let started = Instant::now() - std::time::Duration::from_secs_f64(state.seconds);
-        let mut report = self.load_report()?;
+        let started = Instant::now() - Duration::from_secs_f64(state.seconds);
+        let mut progress = Progress { state, report: self.run.read_report()?, started };
 
-        for epoch in state.completed_epochs + 1..=config.train.epochs {
-            let epoch_started = Instant::now();
-            let mut loss_sum = 0.0f64;
-            let mut seen = 0usize;
-            let order =
-                epoch_order(train.dataset.len(), batch_size, config.train.seed, epoch, lengths);
+        for epoch in progress.state.completed_epochs + 1..=config.epochs {
+            let mut tally = EpochTally { epoch, started: Instant::now(), loss_sum: 0.0, seen: 0 };
+            let order = epoch_order(
+                train.dataset.len(),
+                config.batch_size,
+                config.seed,
+                epoch,
+                token_lengths.as_deref(),
+            );
             for indices in order {
                 if self.stop.is_requested() {
-                    return self.stop_now(varmap, &mut state, report, epoch, started);
+                    return self.stop_now(varmap, progress, epoch);
                 }
-                let step_started = Instant::now();
-                let lr = schedule.at(state.global_step, state.lr_scale);
-                optimizers.set_learning_rate(lr);
-                let batch = batch(&train.features, &targets, &indices, self.device)?;
-                let output = model.forward(&batch, true)?;
-                let parts = model.loss(&output, &batch)?;
-                let loss = parts.total.to_scalar::<f32>()?;
-                if !loss.is_finite() {
-                    let kept = if state.completed_epochs > 0 {
-                        format!(
-                            "the weights after epoch {} are kept in {}",
-                            state.completed_epochs,
-                            self.run.last_checkpoint().display()
-                        )
-                    } else {
-                        "no epoch had completed, so there is no checkpoint".to_string()
-                    };
-                    let message = format!(
-                        "training loss became {loss} at epoch {epoch}, step {}; the run stopped \
-                         ({kept}). Try a lower train.lr",
-                        state.global_step + 1
-                    );
-                    if let Some(report) = report.as_mut() {
-                        report.status = "failed".into();
-                        write_json(&self.run.report(), report)?;
-                    }
-                    bail!(message);
-                }
-                let mut grads = parts.total.backward()?;
-                clip_gradients(&mut grads, &vars, config.train.grad_clip)?;
-                optimizers.step(&grads)?;
-                state.global_step += 1;
-                loss_sum += f64::from(loss) * indices.len() as f64;
-                seen += indices.len();
-                let mut components = BTreeMap::new();
-                for (name, value) in &parts.components {
-                    components.insert(name.clone(), value.to_scalar::<f32>()?);
-                }
-                (self.emit)(TrainEvent::Step(StepRecord {
-                    epoch,
-                    global_step: state.global_step,
-                    loss,
-                    components,
-                    lr,
-                    samples_per_second: indices.len() as f64
-                        / step_started.elapsed().as_secs_f64().max(1e-9),
-                }));
+                self.step(&mut learner, &train.features, &indices, &mut tally, &mut progress)?;
             }
-
-            let validation = self.validate(model, &prepared.validation, &val_targets)?;
-            let selection = validation.metrics.selection_score();
-            let is_best = state.best_epoch == 0 || selection > state.best_score;
-            if is_best {
-                state.best_score = selection;
-                state.best_epoch = epoch;
-                state.epochs_without_improvement = 0;
-                varmap.save(self.run.best_checkpoint()).context("saving best checkpoint")?;
-                (self.emit)(TrainEvent::CheckpointSaved {
-                    epoch,
-                    path: self.run.best_checkpoint(),
-                    best: true,
-                });
-                report = Some(self.report_for(&validation, epoch, prepared));
-            } else {
-                state.epochs_without_improvement += 1;
-            }
-            state.lr_scale = plateau_scale(
-                config.train.schedule,
-                state.lr_scale,
-                state.epochs_without_improvement,
-            );
-            state.completed_epochs = epoch;
-            state.seconds = started.elapsed().as_secs_f64();
-            varmap.save(self.run.last_checkpoint()).context("saving last checkpoint")?;
-            write_json(&self.run.state(), &state)?;
-            let current = report.as_mut().expect("the first epoch is always the best so far");
-            current.epochs_run = epoch;
-            current.seconds = state.seconds;
-            write_json(&self.run.report(), current)?;
-
-            let val_split = &prepared.validation;
-            (self.emit)(TrainEvent::Epoch(Box::new(EpochRecord {
-                epoch,
-                train_loss: (loss_sum / seen.max(1) as f64) as f32,
-                val_loss: validation.predictions.loss,
-                gates: validation
-                    .predictions
-                    .gates
-                    .as_ref()
-                    .map(|g| gate_usage(g, &val_targets.labels, val_split.dataset.space.len())),
-                misclassified: misclassified(
-                    &val_split.dataset.samples,
-                    &val_split.features.images,
-                    &validation.predictions.probabilities,
-                    &validation.predicted,
-                    config.train.max_misclassified,
-                ),
-                metrics: validation.metrics,
-                thresholds: validation.thresholds,
-                is_best,
-                seconds: epoch_started.elapsed().as_secs_f64(),
-            })));
-            if config.train.patience > 0
-                && state.epochs_without_improvement >= config.train.patience
-            {
-                (self.emit)(TrainEvent::Stage {
-                    name: "early stop".into(),
-                    detail: format!(
-                        "no improvement for {} epochs; best epoch {}",
-                        state.epochs_without_improvement, state.best_epoch
-                    ),
-                });
+            if self.end_epoch(&learner, prepared, tally, &mut progress)? {
                 break;
             }
         }
+        self.finish(progress)
+    }
+
+    /// One optimisation step on the samples at `indices`. A loss that is not finite ends
+    /// the run as failed.
+    fn step(
+        &mut self,
+        learner: &mut Learner,
+        features: &crate::features::Features,
+        indices: &[usize],
+        tally: &mut EpochTally,
+        progress: &mut Progress,
+    ) -> Result<()> {
+        let step_started = Instant::now();
+        let lr = learner.schedule.at(progress.state.global_step, progress.state.lr_scale);
+        learner.optimizers.set_learning_rate(lr);
+        let batch = batch(features, &learner.targets, indices, self.device)?;
+        let output = learner.model.forward(&batch, true)?;
+        let parts = learner.model.loss(&output, &batch)?;
+        let loss = parts.total.to_scalar::<f32>()?;
+        if !loss.is_finite() {
+            return Err(self.non_finite_loss(loss, tally.epoch, progress));
+        }
+        let mut grads = parts.total.backward()?;
+        clip_gradients(&mut grads, &learner.vars, self.config.train.grad_clip)?;
+        learner.optimizers.step(&grads)?;
+        progress.state.global_step += 1;
+        tally.loss_sum += f64::from(loss) * indices.len() as f64;
+        tally.seen += indices.len();
+        let mut components = BTreeMap::new();
+        for (name, value) in &parts.components {
+            components.insert(name.clone(), value.to_scalar::<f32>()?);
+        }
+        (self.emit)(TrainEvent::Step(StepRecord {
+            epoch: tally.epoch,
+            global_step: progress.state.global_step,
+            loss,
+            components,
+            lr,
+            samples_per_second: indices.len() as f64
+                / step_started.elapsed().as_secs_f64().max(1e-9),
+        }));
+        Ok(())
+    }
+
+    /// Validates the epoch's model, saves the checkpoints, `state.json` and `report.json`,
+    /// and tells the world. Returns whether early stopping ends the run here.
+    fn end_epoch(
+        &mut self,
+        learner: &Learner,
+        prepared: &Prepared,
+        tally: EpochTally,
+        progress: &mut Progress,
+    ) -> Result<bool> {
+        let whole_config = self.config;
+        let config = &whole_config.train;
+        let epoch = tally.epoch;
+        let val_split = &prepared.validation;
+        let val_targets = Targets::of(&val_split.dataset);
+        let validation = self.validate(learner.model, val_split, &val_targets)?;
+        let selection = validation.metrics.selection_score();
+        let state = &mut progress.state;
+        let is_best = state.best_epoch == 0 || selection > state.best_score;
+        if is_best {
+            state.best_score = selection;
+            state.best_epoch = epoch;
+            state.epochs_without_improvement = 0;
+            learner.varmap.save(self.run.best_checkpoint()).context("saving best checkpoint")?;
+            (self.emit)(TrainEvent::CheckpointSaved {
+                epoch,
+                path: self.run.best_checkpoint(),
+                best: true,
+            });
+            progress.report = Some(self.report_for(&validation, epoch, prepared));
+        } else {
+            state.epochs_without_improvement += 1;
+        }
+        state.lr_scale =
+            plateau_scale(config.schedule, state.lr_scale, state.epochs_without_improvement);
+        state.completed_epochs = epoch;
+        state.seconds = progress.started.elapsed().as_secs_f64();
+        learner.varmap.save(self.run.last_checkpoint()).context("saving last checkpoint")?;
+        write_json(&self.run.state(), state)?;
+        let current = progress.report.as_mut().expect("the first epoch is always the best so far");
+        current.epochs_run = epoch;
+        current.seconds = state.seconds;
+        write_json(&self.run.report(), current)?;
+
+        (self.emit)(TrainEvent::Epoch(Box::new(EpochRecord {
+            epoch,
+            train_loss: (tally.loss_sum / tally.seen.max(1) as f64) as f32,
+            val_loss: validation.outputs.loss,
+            gates: validation
+                .outputs
+                .gates
+                .as_ref()
+                .map(|g| gate_usage(g, &val_targets.labels, val_split.dataset.space.len())),
+            misclassified: misclassified(
+                &val_split.dataset.samples,
+                &val_split.features.images,
+                &validation.outputs.probabilities,
+                &validation.predicted,
+                config.max_misclassified,
+            ),
+            metrics: validation.metrics,
+            thresholds: validation.thresholds,
+            is_best,
+            seconds: tally.started.elapsed().as_secs_f64(),
+        })));
+        let early_stop = config.patience > 0 && state.epochs_without_improvement >= config.patience;
+        if early_stop {
+            (self.emit)(TrainEvent::Stage {
+                name: "early stop".into(),
+                detail: format!(
+                    "no improvement for {} epochs; best epoch {}",
+                    state.epochs_without_improvement, state.best_epoch
+                ),
+            });
+        }
+        Ok(early_stop)
+    }
+
+    /// The run ran all its epochs (or stopped early): the report says `finished`.
+    fn finish(&mut self, progress: Progress) -> Result<RunSummary> {
         let mut report =
-            report.context("no epoch was run: train.epochs is 0 or already reached")?;
-        report.status = "finished".into();
+            progress.report.context("no epoch was run: train.epochs is 0 or already reached")?;
+        report.status = RunStatus::Finished;
         write_json(&self.run.report(), &report)?;
+        let state = &progress.state;
         Ok(RunSummary {
             run_dir: self.run.path.clone(),
             best_epoch: state.best_epoch,
             epochs_run: state.completed_epochs,
             macro_f1: report.macro_f1,
             weighted_f1: report.weighted_f1,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: progress.started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The failure path of the NaN guard: the report says `failed`, the last completed
+    /// epoch's checkpoint is left as it is, and the error says what to try.
+    fn non_finite_loss(&self, loss: f32, epoch: usize, progress: &mut Progress) -> anyhow::Error {
+        let state = &progress.state;
+        let kept = if state.completed_epochs > 0 {
+            format!(
+                "the weights after epoch {} are kept in {}",
+                state.completed_epochs,
+                self.run.last_checkpoint().display()
+            )
+        } else {
+            "no epoch had completed, so there is no checkpoint".to_string()
+        };
+        let message = format!(
+            "training loss became {loss} at epoch {epoch}, step {}; the run stopped \
+             ({kept}). Try a lower train.lr",
+            state.global_step + 1
+        );
+        if let Some(report) = progress.report.as_mut() {
+            report.status = RunStatus::Failed;
+            if let Err(error) = write_json(&self.run.report(), report) {
+                return error;
+            }
+        }
+        anyhow!(message)
+    }
+
+    /// Honours a stop request: the weights of the interrupted epoch are saved as `last`,
+    /// the state still points at the last completed epoch, so a resume redoes that epoch.
+    fn stop_now(
+        &mut self,
+        varmap: &VarMap,
+        mut progress: Progress,
+        epoch: usize,
+    ) -> Result<RunSummary> {
+        let state = &mut progress.state;
+        state.seconds = progress.started.elapsed().as_secs_f64();
+        write_json(&self.run.state(), state)?;
+        if state.completed_epochs == 0 {
+            // Nothing validated yet: keep these weights so the run can be inspected.
+            varmap.save(self.run.last_checkpoint()).context("saving last checkpoint")?;
+        }
+        let report = progress.report;
+        if let Some(mut report) = report.clone() {
+            report.status = RunStatus::Stopped;
+            write_json(&self.run.report(), &report)?;
+        }
+        (self.emit)(TrainEvent::Stopped {
+            epoch,
+            reason: format!("stop requested during epoch {epoch}"),
+        });
+        Ok(RunSummary {
+            run_dir: self.run.path.clone(),
+            best_epoch: state.best_epoch,
+            epochs_run: state.completed_epochs,
+            macro_f1: report.as_ref().map_or(0.0, |r| r.macro_f1),
+            weighted_f1: report.as_ref().map_or(0.0, |r| r.weighted_f1),
+            seconds: state.seconds,
         })
     }
 
@@ -269,19 +324,18 @@ impl Trainer<'_> {
         targets: &Targets,
     ) -> Result<Validation> {
         let batch_size = self.config.train.batch_size.max(64);
-        let predictions = predict(model, &split.features, targets, batch_size, self.device)?;
+        let outputs = validation_outputs(model, &split.features, targets, batch_size, self.device)?;
         let thresholds = targets.multi_label.then(|| {
             let truth: Vec<Vec<bool>> = targets
                 .labels
                 .iter()
                 .map(|set| (0..targets.num_labels).map(|c| set.contains(&c)).collect())
                 .collect();
-            best_thresholds(&predictions.probabilities, &truth)
+            best_thresholds(&outputs.probabilities, &truth)
         });
-        let predicted =
-            decide(&predictions.probabilities, targets.multi_label, thresholds.as_deref());
+        let predicted = decide(&outputs.probabilities, targets.multi_label, thresholds.as_deref());
         let metrics = score(&split.dataset.space, &targets.labels, &predicted);
-        Ok(Validation { predictions, metrics, thresholds, predicted })
+        Ok(Validation { outputs, metrics, thresholds, predicted })
     }
 
     fn report_for(&self, validation: &Validation, epoch: usize, prepared: &Prepared) -> Report {
@@ -298,152 +352,7 @@ impl Trainer<'_> {
             thresholds: validation.thresholds.clone(),
             epochs_run: epoch,
             seconds: 0.0,
-            status: "running".into(),
-        }
-    }
-
-    fn load_report(&self) -> Result<Option<Report>> {
-        let path = self.run.report();
-        Ok(if path.exists() { Some(super::run_dir::read_json(&path)?) } else { None })
-    }
-
-    /// Honours a stop request: the weights of the interrupted epoch are saved as `last`,
-    /// the state still points at the last completed epoch, so a resume redoes that epoch.
-    fn stop_now(
-        &mut self,
-        varmap: &VarMap,
-        state: &mut TrainState,
-        report: Option<Report>,
-        epoch: usize,
-        started: Instant,
-    ) -> Result<RunSummary> {
-        state.seconds = started.elapsed().as_secs_f64();
-        write_json(&self.run.state(), state)?;
-        if state.completed_epochs == 0 {
-            // Nothing validated yet: keep these weights so the run can be inspected.
-            varmap.save(self.run.last_checkpoint()).context("saving last checkpoint")?;
-        }
-        if let Some(mut report) = report.clone() {
-            report.status = "stopped".into();
-            write_json(&self.run.report(), &report)?;
-        }
-        (self.emit)(TrainEvent::Stopped {
-            epoch,
-            reason: format!("stop requested during epoch {epoch}"),
-        });
-        Ok(RunSummary {
-            run_dir: self.run.path.clone(),
-            best_epoch: state.best_epoch,
-            epochs_run: state.completed_epochs,
-            macro_f1: report.as_ref().map_or(0.0, |r| r.macro_f1),
-            weighted_f1: report.as_ref().map_or(0.0, |r| r.weighted_f1),
-            seconds: state.seconds,
-        })
-    }
-}
-
-/// One AdamW per parameter group, each at its own rate: the fusion head at `train.lr`, the
-/// fine-tuned text-encoder layers at `train.encoder_lr` (pretrained weights need far smaller
-/// steps than fresh ones), and the lexical expert at `train.lexical_lr` (a linear model over
-/// sparse n-grams, which at the head's rate stays far from the solution a logistic
-/// regression reaches, within the few epochs the dense head needs). All follow the same
-/// schedule; gradients are clipped by one global norm before any step.
-struct Optimizers {
-    /// Each group's optimizer and its rate relative to `train.lr`.
-    groups: Vec<(FusedAdamW, f64)>,
-}
-
-impl Optimizers {
-    fn new(varmap: &VarMap, train: &crate::config::TrainConfig) -> Result<Self> {
-        let mut by_rate: Vec<(f64, Vec<Var>)> = Vec::new();
-        for (name, var) in varmap.data().lock().expect("VarMap lock poisoned").iter() {
-            let lr = learning_rate_of(name, train);
-            match by_rate.iter_mut().find(|(rate, _)| *rate == lr) {
-                Some((_, vars)) => vars.push(var.clone()),
-                None => by_rate.push((lr, vec![var.clone()])),
-            }
-        }
-        let mut groups = Vec::new();
-        for (lr, vars) in by_rate {
-            let params = ParamsAdamW { lr, weight_decay: train.weight_decay, ..Default::default() };
-            let ratio = if train.lr > 0.0 { lr / train.lr } else { 0.0 };
-            groups.push((FusedAdamW::new(vars, params)?, ratio));
-        }
-        Ok(Self { groups })
-    }
-
-    /// `lr` is the head's current rate.
-    fn set_learning_rate(&mut self, lr: f64) {
-        for (optimizer, ratio) in &mut self.groups {
-            optimizer.set_learning_rate(lr * *ratio);
-        }
-    }
-
-    fn step(&mut self, grads: &GradStore) -> Result<()> {
-        for (optimizer, _) in &mut self.groups {
-            optimizer.step(grads)?;
-        }
-        Ok(())
-    }
-}
-
-/// The base learning rate of the variable called `name`: the fine-tuned encoder layers'
-/// (`text_top.…`), every ensemble member's lexical expert (`lexical.…`, `member2.lexical.…`),
-/// or the head's.
-fn learning_rate_of(name: &str, train: &crate::config::TrainConfig) -> f64 {
-    if name.split('.').next() == Some(TEXT_TOP) {
-        train.encoder_lr
-    } else if name.split('.').any(|part| part == LEXICAL) {
-        train.lexical_lr
-    } else {
-        train.lr
-    }
-}
-
-/// Scales all gradients so that their global L2 norm is at most `max_norm`.
-fn clip_gradients(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<()> {
-    if max_norm <= 0.0 {
-        return Ok(());
-    }
-    let mut total = 0.0f64;
-    for var in vars {
-        if let Some(grad) = grads.get(var) {
-            total += f64::from(grad.sqr()?.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?);
-        }
-    }
-    let norm = total.sqrt();
-    if norm > max_norm {
-        let scale = max_norm / (norm + 1e-6);
-        for var in vars {
-            if let Some(grad) = grads.remove(var) {
-                grads.insert(var, (grad * scale)?);
-            }
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_variable_trains_at_its_groups_rate() {
-        let train = crate::config::TrainConfig {
-            lr: 1e-3,
-            encoder_lr: 5e-5,
-            lexical_lr: 3e-2,
-            ..Default::default()
-        };
-        for (name, lr) in [
-            ("text_top.0.attention.query.weight", 5e-5),
-            ("lexical.weight", 3e-2),
-            ("member2.lexical.weight", 3e-2),
-            ("classifier.head.weight", 1e-3),
-            ("member1.classifier.head.weight", 1e-3),
-            ("text_projection.0.weight", 1e-3),
-        ] {
-            assert_eq!(learning_rate_of(name, &train), lr, "{name}");
+            status: RunStatus::Running,
         }
     }
 }

@@ -7,17 +7,18 @@ use std::path::PathBuf;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use tokio::sync::mpsc::error::TryRecvError;
 
+use super::known_runs::KnownRuns;
 use super::launcher::{LaunchedRun, Launcher};
 use super::panes::ablations::{AblationCommand, AblationsPane};
 use super::panes::errors::ErrorsPane;
 use super::panes::loss::LossPane;
 use super::panes::runs::RunsPane;
 use super::panes::Pane;
-use super::run_table::{RunStatus, RunTable};
 use super::run_view::RunView;
 use super::sweep::leave_one_out;
 use crate::config::Config;
 use crate::events::TrainEvent;
+use crate::runs::RunStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
@@ -38,7 +39,7 @@ pub struct App {
     pub overlay: Overlay,
     /// The run the Loss, F1, Gates and Errors panes show: the latest one started.
     pub view: RunView,
-    pub runs: RunTable,
+    pub runs: KnownRuns,
     pub loss: LossPane,
     pub errors: ErrorsPane,
     pub ablations: AblationsPane,
@@ -75,7 +76,7 @@ impl App {
             pane: Pane::Loss,
             overlay: Overlay::None,
             view: RunView::default(),
-            runs: RunTable::default(),
+            runs: KnownRuns::default(),
             loss: LossPane::default(),
             errors: ErrorsPane::default(),
             ablations,

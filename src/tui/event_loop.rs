@@ -13,9 +13,9 @@ use ratatui::DefaultTerminal;
 use tokio::time::MissedTickBehavior;
 
 use super::app::App;
-use super::intake::{FollowedRun, MAX_EVENTS_PER_TICK};
+use super::intake::{WatchedEventLog, MAX_EVENTS_PER_TICK};
 use super::ui;
-use crate::events::EventFollower;
+use crate::events::EventLogTail;
 
 const TICK: Duration = Duration::from_millis(100);
 /// How long quitting waits for a stopped run to write its last event.
@@ -30,12 +30,12 @@ enum Incoming {
 pub async fn run(
     terminal: &mut DefaultTerminal,
     app: &mut App,
-    follower: Option<EventFollower>,
+    follower: Option<EventLogTail>,
 ) -> Result<()> {
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut followed = follower.map(FollowedRun::spawn);
+    let mut followed = follower.map(WatchedEventLog::spawn);
     let mut dirty = true;
     while !app.should_quit() {
         if dirty {
@@ -67,7 +67,7 @@ pub async fn run(
 
 /// Applies the events that arrived since the last tick, a bounded number from each source;
 /// whether anything changed.
-fn take_events(app: &mut App, followed: &mut Option<FollowedRun>) -> bool {
+fn take_events(app: &mut App, followed: &mut Option<WatchedEventLog>) -> bool {
     let mut changed = app.drain_active(MAX_EVENTS_PER_TICK) > 0;
     if let Some(run) = followed.as_mut() {
         match run.take(MAX_EVENTS_PER_TICK) {

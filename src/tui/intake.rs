@@ -11,7 +11,7 @@ use anyhow::{anyhow, Result};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use crate::events::{EventFollower, TrainEvent};
+use crate::events::{EventLogTail, TrainEvent};
 
 /// Events applied per tick at most: far above any trainer's step rate at 10 ticks a
 /// second, and small enough that applying them takes a few milliseconds.
@@ -25,7 +25,7 @@ type Batch = std::result::Result<Vec<TrainEvent>, String>;
 
 /// A watched run's `events.jsonl`, read and parsed on its own thread (a long run's log takes
 /// a while to parse), and handed to the dashboard a bounded number of events at a time.
-pub struct FollowedRun {
+pub struct WatchedEventLog {
     batches: UnboundedReceiver<Batch>,
     /// Events received but not yet handed out, oldest first.
     pending: VecDeque<TrainEvent>,
@@ -33,10 +33,10 @@ pub struct FollowedRun {
     failure: Option<String>,
 }
 
-impl FollowedRun {
+impl WatchedEventLog {
     /// Starts reading `follower`'s file. The thread ends when following fails or when this
-    /// `FollowedRun` is dropped (it notices at its next poll).
-    pub fn spawn(mut follower: EventFollower) -> Self {
+    /// `WatchedEventLog` is dropped (it notices at its next poll).
+    pub fn spawn(mut follower: EventLogTail) -> Self {
         let (sender, batches) = unbounded_channel();
         let reader = move || loop {
             let batch = follower.poll().map_err(|err| format!("{err:#}"));
@@ -112,7 +112,7 @@ mod tests {
         sender.send(Ok((1..=2_500).map(step).collect())).unwrap();
         sender.send(Ok(vec![step(2_501)])).unwrap();
         sender.send(Err("the file shrank".to_string())).unwrap();
-        let mut run = FollowedRun::from_batches(batches);
+        let mut run = WatchedEventLog::from_batches(batches);
 
         assert_eq!(step_numbers(&run.take(1_000).unwrap()), (1..=1_000).collect::<Vec<_>>());
         assert_eq!(step_numbers(&run.take(1_000).unwrap()), (1_001..=2_000).collect::<Vec<_>>());
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn nothing_new_is_an_empty_take() {
         let (_sender, batches) = unbounded_channel();
-        let mut run = FollowedRun::from_batches(batches);
+        let mut run = WatchedEventLog::from_batches(batches);
         assert!(run.take(10).unwrap().is_empty());
     }
 
@@ -135,7 +135,7 @@ mod tests {
         let path = dir.path().join("events.jsonl");
         let line = |n| serde_json::to_string(&step(n)).unwrap() + "\n";
         std::fs::write(&path, line(1) + &line(2)).unwrap();
-        let mut run = FollowedRun::spawn(EventFollower::new(&path));
+        let mut run = WatchedEventLog::spawn(EventLogTail::new(&path));
         let mut seen = Vec::new();
         // Waits for the thread's polls; the bound only keeps a broken test from hanging.
         for _ in 0..500 {

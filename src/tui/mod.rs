@@ -10,9 +10,9 @@ mod event_loop;
 mod figurative;
 mod image_preview;
 mod intake;
+mod known_runs;
 mod launcher;
 mod panes;
-mod run_table;
 mod run_view;
 mod sweep;
 mod terminal;
@@ -27,14 +27,15 @@ use anyhow::{bail, Context, Result};
 
 pub use app::{App, Overlay};
 pub use figurative::looks_figurative;
+pub use known_runs::{load_run, KnownRun, KnownRuns};
 pub use launcher::{LaunchedRun, Launcher, TrainerLauncher};
 pub use panes::Pane;
-pub use run_table::{load_run, RunRow, RunStatus, RunTable};
 pub use sweep::{data_has_reasoning, leave_one_out, SWEEP_MODULES};
 pub use ui::draw;
 
 use crate::config::Config;
-use crate::events::EventFollower;
+use crate::events::EventLogTail;
+use crate::runs::RunDir;
 use terminal::{init_logging, TerminalGuard};
 
 /// `memescope tui`: the dashboard, starting runs from `config` into `runs_dir`
@@ -74,13 +75,13 @@ pub async fn run_watch(run_dir: PathBuf) -> Result<()> {
     }
     let log_dir = run_dir.parent().map(PathBuf::from).unwrap_or_default();
     init_logging(&log_dir.join("memescope.log"))?;
-    let follower = EventFollower::new(&run_dir.join("events.jsonl"));
+    let follower = EventLogTail::new(&RunDir::at(&run_dir).events());
     let mut app = App::watch(run_dir);
     app.scan_runs();
     run_dashboard(app, Some(follower)).await
 }
 
-async fn run_dashboard(mut app: App, follower: Option<EventFollower>) -> Result<()> {
+async fn run_dashboard(mut app: App, follower: Option<EventLogTail>) -> Result<()> {
     let mut guard = TerminalGuard::enter()?;
     // Before the event stream starts reading stdin, or the terminal's answer to the
     // graphics query would be read as key presses.

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::events::{EpochRecord, Misclassified, RunInfo, RunSummary, TrainEvent};
 
-use super::run_table::RunStatus;
+use crate::runs::RunStatus;
 
 /// Steps kept for the loss chart; older ones are dropped so a long run stays bounded.
 pub const MAX_STEPS: usize = 10_000;

@@ -8,7 +8,7 @@ use ratatui::Frame;
 
 use super::app::{App, Overlay};
 use super::panes::{f1, gates, Pane};
-use super::run_table::RunStatus;
+use crate::runs::RunStatus;
 
 /// Below this size the panes cannot be laid out legibly.
 pub const MIN_WIDTH: u16 = 80;

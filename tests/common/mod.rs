@@ -215,10 +215,11 @@ pub fn assert_words_read(expected: &str, recognised: &str) {
 /// `memescope eval` of the finished run in `run_dir` on `data`'s validation file gives
 /// exactly the metrics its `report.json` recorded during training.
 pub fn assert_eval_reproduces_report(run_dir: &Path, data: &Synthetic) {
-    let report: memescope::train::Report =
-        memescope::train::read_json(&run_dir.join("report.json")).unwrap();
-    let metrics =
-        memescope::cli::evaluate(run_dir, &data.validation, Some(&data.images)).unwrap().metrics;
+    let report: memescope::runs::Report =
+        memescope::runs::read_json(&run_dir.join("report.json")).unwrap();
+    let metrics = memescope::train::evaluate_run(run_dir, &data.validation, Some(&data.images))
+        .unwrap()
+        .metrics;
     assert_eq!(metrics.macro_f1, report.macro_f1);
     assert_eq!(metrics.weighted_f1, report.weighted_f1);
     assert_eq!(metrics.per_class, report.per_class);

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
 use super::{delta_span, step_selection};
-use crate::tui::run_table::{RunRow, RunTable};
+use crate::tui::known_runs::{KnownRun, KnownRuns};
 
 #[derive(Debug, Default)]
 pub struct RunsPane {
@@ -36,11 +36,11 @@ fn duration(seconds: Option<f64>) -> String {
 }
 
 impl RunsPane {
-    pub fn scroll(&mut self, by: isize, runs: &RunTable) {
+    pub fn scroll(&mut self, by: isize, runs: &KnownRuns) {
         self.selected = step_selection(self.selected, runs.rows.len(), by);
     }
 
-    pub fn handle_key(&mut self, key: KeyEvent, runs: &RunTable) -> bool {
+    pub fn handle_key(&mut self, key: KeyEvent, runs: &KnownRuns) -> bool {
         self.hint = None;
         if self.compare_open {
             if matches!(key.code, KeyCode::Esc | KeyCode::Enter) {
@@ -80,9 +80,9 @@ impl RunsPane {
         true
     }
 
-    pub fn draw(&self, frame: &mut Frame, area: Rect, runs: &RunTable) {
+    pub fn draw(&self, frame: &mut Frame, area: Rect, runs: &KnownRuns) {
         if self.compare_open {
-            let pair: Vec<&RunRow> = self.marked.iter().filter_map(|id| runs.get(id)).collect();
+            let pair: Vec<&KnownRun> = self.marked.iter().filter_map(|id| runs.get(id)).collect();
             if let [a, b] = pair[..] {
                 draw_comparison(frame, area, a, b);
                 return;
@@ -160,14 +160,14 @@ impl RunsPane {
     }
 }
 
-fn draw_comparison(frame: &mut Frame, area: Rect, a: &RunRow, b: &RunRow) {
+fn draw_comparison(frame: &mut Frame, area: Rect, a: &KnownRun, b: &KnownRun) {
     let mut labels: Vec<&str> = a.per_class.iter().map(|(l, _)| l.as_str()).collect();
     for (label, _) in &b.per_class {
         if !labels.contains(&label.as_str()) {
             labels.push(label);
         }
     }
-    let f1_of = |row: &RunRow, label: &str| {
+    let f1_of = |row: &KnownRun, label: &str| {
         row.per_class.iter().find(|(l, _)| l == label).map(|(_, f1)| *f1)
     };
     let mut rows: Vec<Row> = labels

@@ -7,7 +7,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::fixture::{live_app, recorded_run, replayed_app};
 use crate::config::Ablation;
 use crate::events::TrainEvent;
-use crate::tui::{App, Overlay, Pane, RunStatus, SWEEP_MODULES};
+use crate::runs::RunStatus;
+use crate::tui::{App, Overlay, Pane, SWEEP_MODULES};
 
 fn press(app: &mut App, code: KeyCode) {
     app.handle_key(KeyEvent::from(code));
@@ -240,7 +241,12 @@ fn earlier_runs_are_read_from_the_runs_directory() {
         "old-1",
         &finished,
         Some(
-            r#"{"macro_f1":0.731,"weighted_f1":0.74,"per_class":[{"label":"Nervousness","f1":0.9,"precision":1.0}]}"#,
+            // As the trainer has always written it, status as a string.
+            r#"{"dataset":"AxiOM","labels":["Nervousness"],"multi_label":false,"best_epoch":2,
+                "macro_f1":0.731,"weighted_f1":0.74,
+                "per_class":[{"label":"Nervousness","precision":1.0,"recall":0.8,"f1":0.9,"support":10}],
+                "metrics":{"macro_f1":0.731,"weighted_f1":0.74,"per_class":[],"accuracy":0.75},
+                "thresholds":null,"epochs_run":2,"seconds":12.0,"status":"finished"}"#,
         ),
     );
     write_run("old-2", &finished[..30], None);

@@ -1,46 +1,15 @@
 //! Every run the Runs pane lists: those of this session (kept up to date from events) and
-//! earlier ones found in the runs directory (`<runs>/<id>/{config.toml,events.jsonl,report.json}`).
+//! earlier ones found in the runs directory (read through [`crate::runs::RunDir`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result};
-use serde::Deserialize;
+use anyhow::Result;
 
-use crate::config::Config;
 use crate::events::{read_events, EpochRecord, RunInfo, TrainEvent};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    /// Loading data and encoding, before the first step.
-    Preparing,
-    Running,
-    Finished,
-    Stopped,
-    Failed,
-    /// An earlier run whose log ends without a final event (killed, or still running
-    /// in another process).
-    Interrupted,
-}
-
-impl RunStatus {
-    pub fn label(self) -> &'static str {
-        match self {
-            RunStatus::Preparing => "preparing",
-            RunStatus::Running => "running",
-            RunStatus::Finished => "finished",
-            RunStatus::Stopped => "stopped",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-
-    pub fn is_active(self) -> bool {
-        matches!(self, RunStatus::Preparing | RunStatus::Running)
-    }
-}
+use crate::runs::{RunDir, RunStatus};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunRow {
+pub struct KnownRun {
     pub id: String,
     /// The ablation switches that were off (`Ablation::short_label`).
     pub label: String,
@@ -52,7 +21,7 @@ pub struct RunRow {
     pub status: RunStatus,
 }
 
-impl RunRow {
+impl KnownRun {
     fn new(id: String, label: String) -> Self {
         Self {
             id,
@@ -102,38 +71,24 @@ impl RunRow {
     }
 }
 
-/// What a finished run writes next to its events: the best epoch's scores.
-#[derive(Debug, Deserialize)]
-struct Report {
-    macro_f1: f64,
-    weighted_f1: f64,
-    per_class: Vec<ReportClass>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ReportClass {
-    label: String,
-    f1: f64,
-}
-
 #[derive(Debug, Default)]
-pub struct RunTable {
-    pub rows: Vec<RunRow>,
+pub struct KnownRuns {
+    pub rows: Vec<KnownRun>,
 }
 
-impl RunTable {
-    pub fn get(&self, id: &str) -> Option<&RunRow> {
+impl KnownRuns {
+    pub fn get(&self, id: &str) -> Option<&KnownRun> {
         self.rows.iter().find(|row| row.id == id)
     }
 
-    fn get_mut(&mut self, id: &str) -> Option<&mut RunRow> {
+    fn get_mut(&mut self, id: &str) -> Option<&mut KnownRun> {
         self.rows.iter_mut().find(|row| row.id == id)
     }
 
     /// Applies an event of the run `id` (the id comes from that run's `RunStarted`).
     pub fn apply(&mut self, id: Option<&str>, event: &TrainEvent) {
         if let TrainEvent::RunStarted(info) = event {
-            let row = RunRow::started(info);
+            let row = KnownRun::started(info);
             match self.get_mut(&info.run_id) {
                 Some(existing) => *existing = row,
                 None => self.rows.push(row),
@@ -146,38 +101,28 @@ impl RunTable {
     /// Adds the runs of `runs_dir` not already listed. Unreadable runs are logged and
     /// skipped: one broken directory must not hide the others.
     pub fn scan(&mut self, runs_dir: &Path) {
-        let Ok(entries) = std::fs::read_dir(runs_dir) else {
-            return;
-        };
-        let mut dirs: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.join("events.jsonl").is_file())
-            .collect();
-        dirs.sort();
-        for dir in dirs {
-            let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if self.get(&id).is_some() {
+        for run in RunDir::list(runs_dir) {
+            if self.get(&run.id).is_some() {
                 continue;
             }
-            match load_run(&dir) {
+            match load_run(&run.path) {
                 Ok(row) => self.rows.push(row),
-                Err(err) => tracing::warn!("skipping run {}: {err:#}", dir.display()),
+                Err(err) => tracing::warn!("skipping run {}: {err:#}", run.path.display()),
             }
         }
     }
 }
 
 /// Reads one earlier run directory into a row.
-pub fn load_run(dir: &Path) -> Result<RunRow> {
-    let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let label = std::fs::read_to_string(dir.join("config.toml"))
-        .ok()
-        .and_then(|text| Config::from_toml_str(&text).ok())
+pub fn load_run(dir: &Path) -> Result<KnownRun> {
+    let run = RunDir::at(dir);
+    let label = run
+        .read_config()
         .map(|config| config.ablation.short_label())
-        .unwrap_or_else(|| "?".to_string());
-    let mut row = RunRow::new(id.clone(), label);
+        .unwrap_or_else(|_| "?".to_string());
+    let mut row = KnownRun::new(run.id.clone(), label);
     let mut ended = false;
-    for event in read_events(&dir.join("events.jsonl"))? {
+    for event in read_events(&run.events())? {
         if let TrainEvent::RunStarted(info) = &event {
             row.label = info.ablation.short_label();
         }
@@ -190,12 +135,7 @@ pub fn load_run(dir: &Path) -> Result<RunRow> {
     if !ended {
         row.status = RunStatus::Interrupted;
     }
-    let report_path = dir.join("report.json");
-    if report_path.is_file() {
-        let text = std::fs::read_to_string(&report_path)
-            .with_context(|| format!("reading {}", report_path.display()))?;
-        let report: Report = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a run report", report_path.display()))?;
+    if let Some(report) = run.read_report()? {
         row.macro_f1 = Some(report.macro_f1);
         row.weighted_f1 = Some(report.weighted_f1);
         row.per_class = report.per_class.into_iter().map(|c| (c.label, c.f1)).collect();

@@ -1,6 +1,6 @@
 //! Following an events file that another process (or thread) is still appending to.
 //!
-//! `read_events` reads a file once; `EventFollower` remembers how far it got so that each
+//! `read_events` reads a file once; `EventLogTail` remembers how far it got so that each
 //! poll returns only the events appended since, which is what `memescope watch` needs to
 //! follow a live run and to replay a finished one.
 
@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use super::TrainEvent;
 
-pub struct EventFollower {
+pub struct EventLogTail {
     path: PathBuf,
     /// Bytes consumed so far, including `partial`.
     offset: u64,
@@ -22,7 +22,7 @@ pub struct EventFollower {
     lines_read: usize,
 }
 
-impl EventFollower {
+impl EventLogTail {
     pub fn new(path: &Path) -> Self {
         Self { path: path.to_path_buf(), offset: 0, partial: Vec::new(), lines_read: 0 }
     }
@@ -96,7 +96,7 @@ mod tests {
     fn returns_only_new_whole_lines_and_keeps_a_partial_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let mut follower = EventFollower::new(&path);
+        let mut follower = EventLogTail::new(&path);
         assert!(follower.poll().unwrap().is_empty(), "a missing file is just not written yet");
 
         let mut file = File::create(&path).unwrap();
@@ -115,7 +115,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, format!("{}{{\"event\":\"nope\"}}\n", line(&stage("a")))).unwrap();
-        let err = EventFollower::new(&path).poll().unwrap_err();
+        let err = EventLogTail::new(&path).poll().unwrap_err();
         assert!(format!("{err:#}").contains("events.jsonl line 2"), "{err:#}");
     }
 
@@ -124,7 +124,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, line(&stage("a"))).unwrap();
-        let mut follower = EventFollower::new(&path);
+        let mut follower = EventLogTail::new(&path);
         follower.poll().unwrap();
         std::fs::write(&path, "").unwrap();
         assert!(follower.poll().is_err());

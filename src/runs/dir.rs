@@ -1,0 +1,217 @@
+//! Where each file of a run directory lives, and creating, opening and listing them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::json::read_json;
+use super::report::{Report, TrainState};
+use crate::config::{Ablation, Config};
+
+const CONFIG: &str = "config.toml";
+const EVENTS: &str = "events.jsonl";
+const REPORT: &str = "report.json";
+const STATE: &str = "state.json";
+const BEST: &str = "best.safetensors";
+const LAST: &str = "last.safetensors";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    pub id: String,
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates a fresh, uniquely named run directory under `root`.
+    pub fn create(root: &Path, ablation: &Ablation) -> Result<Self> {
+        let (id, path) = create_unique(root, "", ablation)?;
+        Ok(Self { id, path })
+    }
+
+    /// Creates the run directory `path` itself (its parent must exist); fails if it exists.
+    pub fn open_new(path: &Path) -> Result<Self> {
+        std::fs::create_dir(path)
+            .with_context(|| format!("creating run dir {}", path.display()))?;
+        Ok(Self::at(path))
+    }
+
+    /// Opens a complete run directory: one with its `config.toml`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let run = Self::at(path);
+        if !run.config().is_file() {
+            anyhow::bail!("{} is not a run directory (no {CONFIG})", path.display());
+        }
+        Ok(run)
+    }
+
+    /// The run directory at `path`, whatever it holds yet: a run being created, or one
+    /// being listed, may still lack files.
+    pub fn at(path: &Path) -> Self {
+        let id = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Self { id, path: path.to_path_buf() }
+    }
+
+    /// The runs directly under `root` that have an event log, by id. A missing `root`
+    /// has none.
+    pub fn list(root: &Path) -> Vec<Self> {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            return Vec::new();
+        };
+        let mut runs: Vec<Self> = entries
+            .filter_map(|entry| entry.ok().map(|e| Self::at(&e.path())))
+            .filter(|run| run.events().is_file())
+            .collect();
+        runs.sort_by(|a, b| a.path.cmp(&b.path));
+        runs
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path.join(CONFIG)
+    }
+    pub fn events(&self) -> PathBuf {
+        self.path.join(EVENTS)
+    }
+    pub fn report(&self) -> PathBuf {
+        self.path.join(REPORT)
+    }
+    pub fn state(&self) -> PathBuf {
+        self.path.join(STATE)
+    }
+    pub fn best_checkpoint(&self) -> PathBuf {
+        self.path.join(BEST)
+    }
+    pub fn last_checkpoint(&self) -> PathBuf {
+        self.path.join(LAST)
+    }
+
+    /// Writes the resolved configuration that reproduces the run.
+    pub fn write_config(&self, config: &Config) -> Result<()> {
+        std::fs::write(self.config(), config.to_toml_string())
+            .with_context(|| format!("writing {}", self.config().display()))
+    }
+
+    /// The run's configuration, as it trained.
+    pub fn read_config(&self) -> Result<Config> {
+        Config::load(&self.config(), &[])
+    }
+
+    /// The best epoch's report; `None` before the first epoch has ended.
+    pub fn read_report(&self) -> Result<Option<Report>> {
+        let path = self.report();
+        Ok(if path.exists() { Some(read_json(&path)?) } else { None })
+    }
+
+    /// The progress to resume from; a fresh state before the first epoch has ended.
+    pub fn read_state(&self) -> Result<TrainState> {
+        let path = self.state();
+        Ok(if path.exists() { read_json(&path)? } else { TrainState::default() })
+    }
+}
+
+/// A cross-validation directory: one run directory per fold, and `cv.json` over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CvDir {
+    pub path: PathBuf,
+}
+
+impl CvDir {
+    /// Creates a fresh, uniquely named `cv-…` directory under `root`.
+    pub fn create(root: &Path, ablation: &Ablation) -> Result<Self> {
+        let (_, path) = create_unique(root, "cv-", ablation)?;
+        Ok(Self { path })
+    }
+
+    /// Creates the run directory of the 1-based `fold`.
+    pub fn create_fold(&self, fold: usize) -> Result<RunDir> {
+        RunDir::open_new(&self.path.join(format!("fold-{fold}")))
+    }
+
+    /// The summary over all folds.
+    pub fn summary(&self) -> PathBuf {
+        self.path.join("cv.json")
+    }
+}
+
+/// Creates `<root>/<kind><stamp>-<switches off>` (with `-2`, `-3`… on a clash) and returns
+/// its id and path. `kind` (e.g. `cv-`) keeps directories of different kinds made by
+/// parallel processes in the same second apart.
+fn create_unique(root: &Path, kind: &str, ablation: &Ablation) -> Result<(String, PathBuf)> {
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("creating runs directory {}", root.display()))?;
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let label: String = ablation
+        .short_label()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let label = if label.is_empty() { "run".into() } else { label };
+    let base = format!("{kind}{stamp}-{label}");
+    for attempt in 1.. {
+        let id = if attempt == 1 { base.clone() } else { format!("{base}-{attempt}") };
+        let path = root.join(&id);
+        // create_dir (not _all) fails if it exists: two runs never share a directory.
+        match std::fs::create_dir(&path) {
+            Ok(()) => return Ok((id, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating run dir {}", path.display()))
+            }
+        }
+    }
+    unreachable!("the loop only ends by returning")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_unique_and_name_the_switches() {
+        let root = tempfile::tempdir().unwrap();
+        let ablation = Ablation { moe: false, ..Default::default() };
+        let a = RunDir::create(root.path(), &ablation).unwrap();
+        let b = RunDir::create(root.path(), &ablation).unwrap();
+        assert_ne!(a.path, b.path);
+        assert!(a.id.ends_with("moe"), "{}", a.id);
+        assert!(RunDir::open(&a.path).is_err(), "no config.toml yet");
+    }
+
+    #[test]
+    fn listing_finds_runs_with_an_event_log_in_id_order() {
+        let root = tempfile::tempdir().unwrap();
+        for id in ["b", "a", "no-log"] {
+            std::fs::create_dir(root.path().join(id)).unwrap();
+        }
+        for id in ["b", "a"] {
+            std::fs::write(RunDir::at(&root.path().join(id)).events(), "").unwrap();
+        }
+        let ids: Vec<String> = RunDir::list(root.path()).into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert!(RunDir::list(&root.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn a_run_before_its_first_epoch_has_no_report_and_a_fresh_state() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::create(root.path(), &Ablation::default()).unwrap();
+        assert_eq!(run.read_report().unwrap(), None);
+        assert_eq!(run.read_state().unwrap(), TrainState::default());
+        std::fs::write(run.state(), "{").unwrap();
+        assert!(format!("{:#}", run.read_state().unwrap_err()).contains("state.json"));
+    }
+
+    #[test]
+    fn cv_folds_are_run_directories_inside_the_cv_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let cv = CvDir::create(root.path(), &Ablation::default()).unwrap();
+        assert!(cv.path.file_name().unwrap().to_string_lossy().starts_with("cv-"));
+        let fold = cv.create_fold(2).unwrap();
+        assert_eq!((fold.id.as_str(), fold.path.parent()), ("fold-2", Some(cv.path.as_path())));
+        assert!(cv.create_fold(2).is_err(), "a fold directory is never reused");
+        assert_eq!(cv.summary(), cv.path.join("cv.json"));
+    }
+}

@@ -1,0 +1,25 @@
+//! The run directory format: the one place that writes and reads what a run leaves behind.
+//!
+//! ```text
+//! runs/<run-id>/
+//!   config.toml        the resolved configuration (reproduces the run)
+//!   events.jsonl       every event, one JSON object per line
+//!   report.json        validation metrics of the best epoch, and the run's status
+//!   state.json         progress, for resuming
+//!   best.safetensors   weights of the best epoch
+//!   last.safetensors   weights at the last epoch boundary (or stop)
+//! runs/cv-<stamp>-<label>/
+//!   fold-<i>/          one run directory per fold
+//!   cv.json            the scores over all folds
+//! ```
+//!
+//! The trainer writes it, keeping it consistent at every epoch boundary; `eval`,
+//! `predict`, `watch` and the dashboard's Runs pane read it. Nothing else names its files.
+
+mod dir;
+mod json;
+mod report;
+
+pub use dir::{CvDir, RunDir};
+pub use json::{read_json, write_json};
+pub use report::{Report, RunStatus, TrainState};

@@ -1,0 +1,113 @@
+//! The optimisation step's parts that know about parameter groups: one AdamW per learning
+//! rate, and gradient clipping by one global norm.
+
+use anyhow::Result;
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Var};
+use candle_nn::{Optimizer, ParamsAdamW, VarMap};
+
+use super::adamw::FusedAdamW;
+use crate::config::TrainConfig;
+use crate::model::{LEXICAL, TEXT_TOP};
+
+/// One AdamW per parameter group, each at its own rate: the fusion head at `train.lr`, the
+/// fine-tuned text-encoder layers at `train.encoder_lr` (pretrained weights need far smaller
+/// steps than fresh ones), and the lexical expert at `train.lexical_lr` (a linear model over
+/// sparse n-grams, which at the head's rate stays far from the solution a logistic
+/// regression reaches, within the few epochs the dense head needs). All follow the same
+/// schedule; gradients are clipped by one global norm before any step.
+pub struct Optimizers {
+    /// Each group's optimizer and its rate relative to `train.lr`.
+    groups: Vec<(FusedAdamW, f64)>,
+}
+
+impl Optimizers {
+    pub fn new(varmap: &VarMap, train: &TrainConfig) -> Result<Self> {
+        let mut by_rate: Vec<(f64, Vec<Var>)> = Vec::new();
+        for (name, var) in varmap.data().lock().expect("VarMap lock poisoned").iter() {
+            let lr = learning_rate_of(name, train);
+            match by_rate.iter_mut().find(|(rate, _)| *rate == lr) {
+                Some((_, vars)) => vars.push(var.clone()),
+                None => by_rate.push((lr, vec![var.clone()])),
+            }
+        }
+        let mut groups = Vec::new();
+        for (lr, vars) in by_rate {
+            let params = ParamsAdamW { lr, weight_decay: train.weight_decay, ..Default::default() };
+            let ratio = if train.lr > 0.0 { lr / train.lr } else { 0.0 };
+            groups.push((FusedAdamW::new(vars, params)?, ratio));
+        }
+        Ok(Self { groups })
+    }
+
+    /// `lr` is the head's current rate.
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        for (optimizer, ratio) in &mut self.groups {
+            optimizer.set_learning_rate(lr * *ratio);
+        }
+    }
+
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        for (optimizer, _) in &mut self.groups {
+            optimizer.step(grads)?;
+        }
+        Ok(())
+    }
+}
+
+/// The base learning rate of the variable called `name`: the fine-tuned encoder layers'
+/// (`text_top.…`), every ensemble member's lexical expert (`lexical.…`, `member2.lexical.…`),
+/// or the head's.
+fn learning_rate_of(name: &str, train: &TrainConfig) -> f64 {
+    if name.split('.').next() == Some(TEXT_TOP) {
+        train.encoder_lr
+    } else if name.split('.').any(|part| part == LEXICAL) {
+        train.lexical_lr
+    } else {
+        train.lr
+    }
+}
+
+/// Scales all gradients so that their global L2 norm is at most `max_norm`.
+pub fn clip_gradients(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<()> {
+    if max_norm <= 0.0 {
+        return Ok(());
+    }
+    let mut total = 0.0f64;
+    for var in vars {
+        if let Some(grad) = grads.get(var) {
+            total += f64::from(grad.sqr()?.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+        }
+    }
+    let norm = total.sqrt();
+    if norm > max_norm {
+        let scale = max_norm / (norm + 1e-6);
+        for var in vars {
+            if let Some(grad) = grads.remove(var) {
+                grads.insert(var, (grad * scale)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_variable_trains_at_its_groups_rate() {
+        let train =
+            TrainConfig { lr: 1e-3, encoder_lr: 5e-5, lexical_lr: 3e-2, ..Default::default() };
+        for (name, lr) in [
+            ("text_top.0.attention.query.weight", 5e-5),
+            ("lexical.weight", 3e-2),
+            ("member2.lexical.weight", 3e-2),
+            ("classifier.head.weight", 1e-3),
+            ("member1.classifier.head.weight", 1e-3),
+            ("text_projection.0.weight", 1e-3),
+        ] {
+            assert_eq!(learning_rate_of(name, &train), lr, "{name}");
+        }
+    }
+}
