@@ -149,131 +149,122 @@ pub struct ModelConfig {
     pub classifier_layers: usize,
 }
 
-impl ModelConfig {
-    /// What the lexical stream counts (the config has been validated).
-    pub fn lexical_spec(&self) -> crate::features::LexicalSpec {
-        crate::features::LexicalSpec {
-            buckets: self.lexical_buckets,
-            char_ngrams: match self.lexical_char_ngrams.as_slice() {
-                [shortest, longest] => Some((*shortest, *longest)),
-                _ => None,
-            },
-        }
-    }
-}
-
 impl Default for ModelConfig {
     fn default() -> Self {
         toml::from_str("").expect("every model field has a default")
     }
 }
 
-/// The module switches of the ablation study. Each one removes a part of the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ablation {
-    #[serde(default = "defaults::on")]
-    pub image: bool,
-    #[serde(default = "defaults::on")]
-    pub ocr: bool,
-    /// Append the figurative reasoning to the OCR text when the records have it.
-    #[serde(default = "defaults::off")]
-    pub figurative: bool,
-    /// The lexical expert: a linear model over hashed word 1–2-grams whose logits are added
-    /// to the fusion classifier's (opt-in, like `figurative`).
-    #[serde(default = "defaults::off")]
-    pub lexical: bool,
-    #[serde(default = "defaults::on")]
-    pub cross_attention: bool,
-    #[serde(default = "defaults::on")]
-    pub moe: bool,
-    #[serde(default = "defaults::on")]
-    pub contrastive: bool,
-    #[serde(default = "defaults::on")]
-    pub contrastive_text_image: bool,
-    #[serde(default = "defaults::on")]
-    pub contrastive_text_fused: bool,
-    #[serde(default = "defaults::on")]
-    pub contrastive_image_fused: bool,
-}
+/// Declares the ablation switches once; the `Ablation` struct (with its serde defaults),
+/// the name list, `get`/`set`, the opt-in flags and the sweep's modules are all derived
+/// from it, so a new switch is one line here plus its use in the model.
+///
+/// Each entry is `name = default` (an off-by-default switch adds a module: it is opt-in,
+/// labelled `+name`), followed by `, leave_one_out` when the leave-one-out sweep removes
+/// it in turn (`crate::plan`). Entries are in display order.
+macro_rules! ablation_switches {
+    (@swept leave_one_out) => { true };
+    (@swept) => { false };
+    ($( $(#[doc = $doc:literal])* $name:ident = $default:literal $(, $swept:ident)? ; )+) => {
+        /// The module switches of the ablation study. Each one removes a part of the model.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Ablation {
+            $( $(#[doc = $doc])* pub $name: bool, )+
+        }
 
-impl Default for Ablation {
-    fn default() -> Self {
-        toml::from_str("").expect("every ablation switch has a default")
-    }
-}
-
-/// The names of the ablation switches, in display order, with their getters/setters.
-pub const ABLATION_SWITCHES: [&str; 10] = [
-    "image",
-    "ocr",
-    "figurative",
-    "cross_attention",
-    "moe",
-    "contrastive",
-    "contrastive_text_image",
-    "contrastive_text_fused",
-    "contrastive_image_fused",
-    "lexical",
-];
-
-/// Switches that add a module when on (off by default), labelled `+name` rather than `-name`.
-const OPT_IN: [&str; 2] = ["figurative", "lexical"];
-
-impl Ablation {
-    pub fn get(&self, name: &str) -> Option<bool> {
-        Some(match name {
-            "image" => self.image,
-            "ocr" => self.ocr,
-            "figurative" => self.figurative,
-            "lexical" => self.lexical,
-            "cross_attention" => self.cross_attention,
-            "moe" => self.moe,
-            "contrastive" => self.contrastive,
-            "contrastive_text_image" => self.contrastive_text_image,
-            "contrastive_text_fused" => self.contrastive_text_fused,
-            "contrastive_image_fused" => self.contrastive_image_fused,
-            _ => return None,
-        })
-    }
-
-    pub fn set(&mut self, name: &str, value: bool) -> Result<()> {
-        let slot = match name {
-            "image" => &mut self.image,
-            "ocr" => &mut self.ocr,
-            "figurative" => &mut self.figurative,
-            "lexical" => &mut self.lexical,
-            "cross_attention" => &mut self.cross_attention,
-            "moe" => &mut self.moe,
-            "contrastive" => &mut self.contrastive,
-            "contrastive_text_image" => &mut self.contrastive_text_image,
-            "contrastive_text_fused" => &mut self.contrastive_text_fused,
-            "contrastive_image_fused" => &mut self.contrastive_image_fused,
-            _ => {
-                bail!("unknown ablation switch `{name}` (known: {})", ABLATION_SWITCHES.join(", "))
-            }
-        };
-        *slot = value;
-        Ok(())
-    }
-
-    /// The switches that are off, e.g. `-moe -contrastive`; empty when all are on.
-    pub fn short_label(&self) -> String {
-        let off: Vec<String> = ABLATION_SWITCHES
-            .iter()
-            .filter(|name| !self.get(name).unwrap_or(true) && !OPT_IN.contains(*name))
-            .map(|name| format!("-{name}"))
-            .collect();
-        let mut label = off.join(" ");
-        for name in OPT_IN.iter().rev() {
-            if self.get(name) == Some(true) {
-                label = format!("+{name} {label}").trim().to_string();
+        impl Default for Ablation {
+            fn default() -> Self {
+                Self { $( $name: $default, )+ }
             }
         }
+
+        /// Every switch, in display order.
+        pub const SWITCHES: [Switch; [$(stringify!($name)),+].len()] = [$(
+            Switch {
+                name: stringify!($name),
+                default: $default,
+                leave_one_out: ablation_switches!(@swept $($swept)?),
+                doc: concat!("" $(, $doc)*),
+            },
+        )+];
+
+        /// The names of the ablation switches, in display order.
+        pub const ABLATION_SWITCHES: [&str; SWITCHES.len()] = [$(stringify!($name)),+];
+
+        impl Ablation {
+            pub fn get(&self, name: &str) -> Option<bool> {
+                match name {
+                    $( stringify!($name) => Some(self.$name), )+
+                    _ => None,
+                }
+            }
+
+            pub fn set(&mut self, name: &str, value: bool) -> Result<()> {
+                let slot = match name {
+                    $( stringify!($name) => &mut self.$name, )+
+                    _ => bail!(
+                        "unknown ablation switch `{name}` (known: {})",
+                        ABLATION_SWITCHES.join(", ")
+                    ),
+                };
+                *slot = value;
+                Ok(())
+            }
+        }
+    };
+}
+
+ablation_switches! {
+    image = true, leave_one_out;
+    ocr = true, leave_one_out;
+    /// Append the figurative reasoning to the OCR text when the records have it.
+    figurative = false;
+    cross_attention = true, leave_one_out;
+    moe = true, leave_one_out;
+    contrastive = true, leave_one_out;
+    contrastive_text_image = true;
+    contrastive_text_fused = true;
+    contrastive_image_fused = true;
+    /// The lexical expert: a linear model over hashed word 1–2-grams whose logits are added
+    /// to the fusion classifier's (opt-in, like `figurative`).
+    lexical = false, leave_one_out;
+}
+
+/// One ablation switch, as declared in `ablation_switches!`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switch {
+    pub name: &'static str,
+    /// Its value when the config does not set it.
+    pub default: bool,
+    /// Whether the leave-one-out sweep removes it in turn.
+    pub leave_one_out: bool,
+    /// Its doc comment (empty when it has none).
+    pub doc: &'static str,
+}
+
+impl Switch {
+    /// Off by default: turning it on adds a module, so labels show it as `+name`.
+    pub fn opt_in(&self) -> bool {
+        !self.default
+    }
+}
+
+impl Ablation {
+    /// The switches that are off, e.g. `-moe -contrastive`, after the opt-in switches that
+    /// are on (`+lexical`); `all on` when the label would be empty.
+    pub fn short_label(&self) -> String {
+        let state = |switch: &&Switch| self.get(switch.name) == Some(true);
+        let added = SWITCHES.iter().filter(|s| s.opt_in() && state(s));
+        let removed = SWITCHES.iter().filter(|s| !s.opt_in() && !state(s));
+        let label: Vec<String> = added
+            .map(|s| format!("+{}", s.name))
+            .chain(removed.map(|s| format!("-{}", s.name)))
+            .collect();
         if label.is_empty() {
             "all on".to_string()
         } else {
-            label
+            label.join(" ")
         }
     }
 }
@@ -352,12 +343,6 @@ impl Default for PathsConfig {
 mod defaults {
     use std::path::PathBuf;
 
-    pub fn on() -> bool {
-        true
-    }
-    pub fn off() -> bool {
-        false
-    }
     pub fn val_fraction() -> f64 {
         0.125
     }
@@ -660,8 +645,8 @@ model = "models/all-MiniLM-L6-v2"
             apply_override(&mut table, &format!("model.lexical_char_ngrams={value}")).unwrap();
             Config::from_toml_str(&toml::to_string(&table).unwrap())
         };
-        assert_eq!(with("[2, 5]").unwrap().model.lexical_spec().char_ngrams, Some((2, 5)));
-        assert_eq!(with("[]").unwrap().model.lexical_spec().char_ngrams, None);
+        assert_eq!(with("[2, 5]").unwrap().model.lexical_char_ngrams, [2, 5]);
+        assert!(with("[]").unwrap().model.lexical_char_ngrams.is_empty());
         for bad in ["[5, 2]", "[0, 3]", "[3]"] {
             let err = format!("{:#}", with(bad).unwrap_err());
             assert!(err.contains("lexical_char_ngrams"), "{bad}: {err}");
@@ -678,5 +663,47 @@ model = "models/all-MiniLM-L6-v2"
         }
         assert!(ablation.set("nope", true).is_err());
         assert_eq!(Ablation::default().short_label(), "all on");
+    }
+
+    /// A field added to `Ablation` outside `ablation_switches!` would be missing from the
+    /// name list (so from the pane, `get`/`set` and the sweep): the serialized default shows it.
+    #[test]
+    fn every_serialized_switch_is_listed() {
+        let serialized = toml::Table::try_from(Ablation::default()).unwrap();
+        let mut keys: Vec<&str> = serialized.keys().map(String::as_str).collect();
+        let mut listed = ABLATION_SWITCHES.to_vec();
+        keys.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(keys, listed);
+        for switch in SWITCHES {
+            assert_eq!(serialized[switch.name].as_bool(), Some(switch.default), "{}", switch.name);
+        }
+    }
+
+    #[test]
+    fn switches_left_out_of_the_config_take_their_declared_default() {
+        let config = Config::from_toml_str(&format!("{MINIMAL}[ablation]\nmoe = false\n")).unwrap();
+        assert!(!config.ablation.moe);
+        assert_eq!(config.ablation, Ablation { moe: false, ..Ablation::default() });
+        let opt_in: Vec<&str> = SWITCHES.iter().filter(|s| s.opt_in()).map(|s| s.name).collect();
+        assert_eq!(opt_in, ["figurative", "lexical"]);
+        assert!(SWITCHES
+            .iter()
+            .find(|s| s.name == "lexical")
+            .unwrap()
+            .doc
+            .contains("lexical expert"));
+    }
+
+    #[test]
+    fn labels_show_added_modules_then_removed_ones() {
+        let ablation = Ablation {
+            lexical: true,
+            figurative: true,
+            moe: false,
+            ocr: false,
+            ..Ablation::default()
+        };
+        assert_eq!(ablation.short_label(), "+figurative +lexical -ocr -moe");
     }
 }

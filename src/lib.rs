@@ -1,12 +1,15 @@
 //! memescope: train, compare and dissect multimodal classifiers of mental-health memes.
 //!
 //! The crate is layered the way data flows:
-//! `data` → `encoders` (frozen, cached by `cache`) → `model` (fusion) → `train`
-//! → `events` → {`tui` panes, JSONL sink}. `runs` owns the run directory's format, which
-//! `train` writes and `tui`, `predict` and `cli` read; like `events` it sits below both.
-//! `metrics` scores predictions; `ocr` reads text off new memes; `predict` labels them
-//! with a trained run; `cli` wires commands to the layers. No module imports from a layer
-//! above it.
+//! `data` → `encoders` (frozen, cached by `cache`) → `features` → `model` (fusion) → `train`
+//! → `events` → {`tui` panes, JSONL sink}. `config` sits below them all (it imports only
+//! `data` and `ocr` types); `features` builds its lexical spec from the config, so nothing
+//! points back up. `runs` owns the run directory's format, which `train` writes and `tui`,
+//! `predict` and `cli` read; like `events` it sits below both. `plan` turns a base config
+//! into a plan of runs, which `tui` and `bench` run. `metrics` scores predictions; `ocr`
+//! reads text off new memes; `predict` labels them with a trained run; `cli` wires commands
+//! to the layers. No module imports from a layer above it. `testing` (test checkpoint
+//! builders) exists only in test builds and with the `testing` feature.
 
 pub mod bench;
 pub mod cache;
@@ -19,8 +22,10 @@ pub mod features;
 pub mod metrics;
 pub mod model;
 pub mod ocr;
+pub mod plan;
 pub mod predict;
 pub mod runs;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod train;
 pub mod tui;

@@ -4,6 +4,7 @@
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use memescope::config::{Ablation, ModelConfig};
+use memescope::features::LexicalSpec;
 use memescope::model::{seeded_var_builder, Batch, FeatureDims, FusionModel};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -559,7 +560,8 @@ fn the_lexical_expert_learns_and_needs_its_features() {
             Synthetic::new(labels, 1).samples(24, multi_label, 2).batch(0..24, labels, multi_label);
         let texts: Vec<String> =
             (0..24).map(|i| format!("worry {} doom {}", i % 5, i % 3)).collect();
-        let lexical = memescope::features::LexicalFeatures::of_texts(&texts, config.lexical_spec());
+        let lexical =
+            memescope::features::LexicalFeatures::of_texts(&texts, LexicalSpec::of(&config));
         let rows: Vec<usize> = (0..24).collect();
         batch.lexical = Some(lexical.dense(&rows, &Device::Cpu).unwrap());
         let missing = variables_without_gradient(&varmap, &model, &batch);

@@ -182,7 +182,7 @@ fn diverging_loss_fails_clearly_and_keeps_the_last_good_checkpoint() {
         "the last good checkpoint is kept"
     );
     let report: runs::Report = runs::read_json(&good.run_dir.join("report.json")).unwrap();
-    assert_eq!(report.status, "failed");
+    assert_eq!(report.status, runs::RunStatus::Failed);
 }
 
 /// Every tensor of a checkpoint by name, as plain numbers (file byte order is not stable).

@@ -28,6 +28,7 @@ use crate::data::{Dataset, DatasetFormat};
 use crate::encoders::{resolve_model, TextEncoder, TextEncoderOptions};
 use crate::events::{EventSink, TrainEvent};
 use crate::features::{model_texts, text_cache_key};
+use crate::plan::Plan;
 use crate::train::{select_device, StopFlag};
 
 /// The real AxiOM training file, relative to the crate root (see the data README).
@@ -290,21 +291,21 @@ fn time_run(config: &Config) -> Result<RunTiming> {
     Ok(sink.timing)
 }
 
-/// Runs the dashboard's leave-one-out sweep one run after another, as the dashboard does.
+/// Runs the leave-one-out sweep one run after another, as the dashboard does.
 fn time_sweep(config: &Config) -> Result<SweepTiming> {
-    let configs = crate::tui::leave_one_out(config, crate::tui::data_has_reasoning(config));
+    let plan = Plan::leave_one_out(config, crate::plan::data_has_reasoning(config));
     let started = Instant::now();
     let mut failed = Vec::new();
     let mut epochs_run = 0;
-    for run in &configs {
-        let timing = time_run(run)?;
+    for run in &plan.runs {
+        let timing = time_run(&run.config)?;
         epochs_run += timing.epoch_seconds.len();
         if timing.failure.is_some() {
-            failed.push(run.ablation.short_label());
+            failed.push(run.label.clone());
         }
     }
     Ok(SweepTiming {
-        runs: configs.len(),
+        runs: plan.len(),
         failed,
         seconds: started.elapsed().as_secs_f64(),
         epochs_run,

@@ -17,7 +17,7 @@ pub use images::{check_image, resolve_images, ImageReport, ImageStatus, IMAGE_EX
 pub use labels::{DatasetFormat, LabelSpace, AXIOM_LABELS, RESTORE_LABELS};
 pub use split::stratified_split;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,20 @@ impl Reasoning {
             .filter(|s| !s.is_empty() && !whole.contains(s));
         std::iter::once(whole).chain(parts).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
     }
+}
+
+/// Whether any record of a dataset file has a non-empty reasoning field, without
+/// validating the rest of it. Unreadable or malformed files answer `false`: callers use this
+/// to plan runs, and loading the file for a run reports what is wrong with it.
+pub fn file_has_reasoning(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    // The fields are `Reasoning`'s own; anything else in a record is skipped.
+    let Ok(records) = serde_json::from_str::<Vec<Reasoning>>(&text) else {
+        return false;
+    };
+    records.iter().any(|reasoning| !reasoning.is_empty())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,5 +137,28 @@ impl Dataset {
     /// Whether any record carries figurative reasoning.
     pub fn has_reasoning(&self) -> bool {
         self.samples.iter().any(|s| !s.reasoning.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_non_blank_reasoning_field_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, json: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, json).unwrap();
+            path
+        };
+        let blank = file("blank.json", r#"[{"sample_id":"a","ocr_text":"x","cause_effect":"  "}]"#);
+        let part =
+            file("part.json", r#"[{"sample_id":"a"},{"sample_id":"b","mental_state":"low"}]"#);
+        let broken = file("broken.json", r#"[{"sample_id":"a","mental_state":"low"}"#);
+        assert!(!file_has_reasoning(&blank));
+        assert!(file_has_reasoning(&part));
+        assert!(!file_has_reasoning(&broken));
+        assert!(!file_has_reasoning(&dir.path().join("missing.json")));
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 
-use super::{Features, LexicalFeatures, TokenStates};
+use super::{Features, LexicalFeatures, LexicalSpec, TokenStates};
 use crate::cache::{CacheKey, CacheStatus, FeatureCache};
 use crate::config::Config;
 use crate::data::{ImageReport, ImageStatus, Sample};
@@ -83,7 +83,7 @@ pub fn featurize_samples(
             .iter()
             .map(|s| s.model_text(config.ablation.ocr, config.ablation.figurative))
             .collect();
-        LexicalFeatures::of_texts(&texts, config.model.lexical_spec())
+        LexicalFeatures::of_texts(&texts, LexicalSpec::of(&config.model))
     });
 
     let image_paths: Vec<Option<PathBuf>> = match input.images {

@@ -17,6 +17,8 @@
 
 use candle_core::{Device, Result, Tensor};
 
+use crate::config::ModelConfig;
+
 /// Sparse rows: per text, `(bucket, value)` pairs with distinct, ascending buckets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LexicalFeatures {
@@ -30,6 +32,19 @@ pub struct LexicalSpec {
     pub buckets: usize,
     /// Shortest and longest character n-gram within words; `None` for words alone.
     pub char_ngrams: Option<(usize, usize)>,
+}
+
+impl LexicalSpec {
+    /// What the model config asks the lexical stream to count (the config has been validated).
+    pub fn of(model: &ModelConfig) -> Self {
+        Self {
+            buckets: model.lexical_buckets,
+            char_ngrams: match model.lexical_char_ngrams.as_slice() {
+                [shortest, longest] => Some((*shortest, *longest)),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl LexicalFeatures {
@@ -150,6 +165,14 @@ mod tests {
     fn words_are_lowercased_and_split_on_punctuation() {
         assert_eq!(words("I CAN'T sleep...again!"), vec!["i", "can", "t", "sleep", "again"]);
         assert!(words(" ... ").is_empty());
+    }
+
+    #[test]
+    fn the_spec_follows_the_model_config() {
+        let mut model = ModelConfig { lexical_buckets: 64, ..ModelConfig::default() };
+        assert_eq!(LexicalSpec::of(&model), LexicalSpec { buckets: 64, char_ngrams: None });
+        model.lexical_char_ngrams = vec![2, 5];
+        assert_eq!(LexicalSpec::of(&model).char_ngrams, Some((2, 5)));
     }
 
     /// Large enough that these few n-grams do not collide.

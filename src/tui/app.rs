@@ -15,10 +15,10 @@ use super::panes::loss::LossPane;
 use super::panes::runs::RunsPane;
 use super::panes::Pane;
 use super::run_view::RunView;
-use super::sweep::leave_one_out;
 use crate::config::Config;
 use crate::events::TrainEvent;
 use crate::runs::RunStatus;
+use crate::plan::Plan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
@@ -211,7 +211,7 @@ impl App {
         };
         let configs = match command {
             AblationCommand::Start(ablation) => vec![Config { ablation, ..(**base).clone() }],
-            AblationCommand::Sweep => leave_one_out(base, self.data_has_reasoning),
+            AblationCommand::Sweep => Plan::leave_one_out(base, self.data_has_reasoning).configs(),
         };
         self.start_or_queue(configs);
     }
@@ -314,8 +314,10 @@ impl App {
             KeyCode::Char('x') => self.stop_active(),
             KeyCode::Tab => self.pane = self.pane.next(),
             KeyCode::BackTab => self.pane = self.pane.previous(),
-            KeyCode::Char(c @ '1'..='6') => {
-                self.pane = Pane::ALL[c as usize - '1' as usize];
+            KeyCode::Char(c) => {
+                if let Some(pane) = Pane::for_key(c) {
+                    self.pane = pane;
+                }
             }
             _ => {}
         }

@@ -14,7 +14,6 @@ mod known_runs;
 mod launcher;
 mod panes;
 mod run_view;
-mod sweep;
 mod terminal;
 mod ui;
 
@@ -30,7 +29,6 @@ pub use figurative::looks_figurative;
 pub use known_runs::{load_run, KnownRun, KnownRuns};
 pub use launcher::{LaunchedRun, Launcher, TrainerLauncher};
 pub use panes::Pane;
-pub use sweep::{data_has_reasoning, leave_one_out, SWEEP_MODULES};
 pub use ui::draw;
 
 use crate::config::Config;
@@ -56,9 +54,10 @@ async fn open_live(mut config: Config, runs_dir: PathBuf, start: bool) -> Result
         .with_context(|| format!("creating runs directory {}", runs_dir.display()))?;
     init_logging(&runs_dir.join("memescope.log"))?;
     let probe = config.clone();
-    let has_reasoning = tokio::task::spawn_blocking(move || data_has_reasoning(&probe))
-        .await
-        .context("checking the data for reasoning fields")?;
+    let has_reasoning =
+        tokio::task::spawn_blocking(move || crate::plan::data_has_reasoning(&probe))
+            .await
+            .context("checking the data for reasoning fields")?;
     let mut app = App::live(config, Box::new(TrainerLauncher));
     app.data_has_reasoning = has_reasoning;
     app.scan_runs();

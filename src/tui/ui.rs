@@ -16,10 +16,15 @@ pub const MIN_HEIGHT: u16 = 24;
 /// Width of the help overlay's key column.
 const KEY_COLUMN: usize = 34;
 
-/// Every key, for the help overlay. Descriptions stay within 42 characters, so that the
+/// Every key, for the help overlay: the pane keys, then `OTHER_KEYS`.
+pub fn keys() -> Vec<(String, &'static str)> {
+    let panes = (format!("{}, Tab, Shift-Tab", Pane::key_range()), "switch pane");
+    std::iter::once(panes).chain(OTHER_KEYS.iter().map(|&(key, what)| (key.into(), what))).collect()
+}
+
+/// The keys other than the pane keys. Descriptions stay within 42 characters, so that the
 /// overlay fits an 80-column terminal (`MIN_WIDTH`) beside the key column uncut.
-pub const KEYS: &[(&str, &str)] = &[
-    ("1-6, Tab, Shift-Tab", "switch pane"),
+const OTHER_KEYS: &[(&str, &str)] = &[
     ("?", "this help (any key closes it)"),
     ("q, Ctrl-C", "quit (asks y/n while a run is training)"),
     ("x", "stop the run (cancels queued runs)"),
@@ -47,8 +52,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     let [tabs_area, pane_area, status_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(10), Constraint::Length(2)])
             .areas(area);
-    let titles =
-        Pane::ALL.iter().enumerate().map(|(i, pane)| format!("{} {}", i + 1, pane.title()));
+    let titles = Pane::ALL.iter().map(|pane| format!("{} {}", pane.key(), pane.title()));
     frame.render_widget(
         Tabs::new(titles)
             .select(app.pane.index())
@@ -182,14 +186,15 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 fn draw_help(frame: &mut Frame, area: Rect) {
-    let height = (KEYS.len() as u16 + 2).min(area.height);
+    let keys = keys();
+    let height = (keys.len() as u16 + 2).min(area.height);
     let popup = area.centered(Constraint::Length(area.width.min(90)), Constraint::Length(height));
-    let lines: Vec<Line> = KEYS
-        .iter()
+    let lines: Vec<Line> = keys
+        .into_iter()
         .map(|(key, what)| {
             Line::from(vec![
                 Span::styled(format!("{key:>KEY_COLUMN$}  "), Style::new().fg(Color::Cyan)),
-                Span::raw(*what),
+                Span::raw(what),
             ])
         })
         .collect();

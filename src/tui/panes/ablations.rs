@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 use super::step_selection;
 use crate::config::{Ablation, ABLATION_SWITCHES};
-use crate::tui::sweep::SWEEP_MODULES;
+use crate::plan::leave_one_out_modules;
 
 /// The rows after the switches.
 const START_ROW: usize = ABLATION_SWITCHES.len();
@@ -79,14 +79,7 @@ impl AblationsPane {
             })
             .collect();
         items.push(ListItem::new(Line::from("▶ Start run with these switches (r)").bold()));
-        // Short enough for an 80-column terminal; the note below names it leave-one-out.
-        items.push(ListItem::new(
-            Line::from(format!(
-                "▶ Sweep (s): all on (+lexical), then -{}",
-                SWEEP_MODULES.join(", -")
-            ))
-            .bold(),
-        ));
+        items.push(ListItem::new(Line::from(sweep_item()).bold()));
         let mut state = ListState::default().with_selected(Some(self.cursor));
         frame.render_stateful_widget(
             List::new(items)
@@ -107,4 +100,16 @@ impl AblationsPane {
             note_area,
         );
     }
+}
+
+/// The sweep's row: its full run (with the opt-in modules it adds) and what it removes.
+/// Short enough for an 80-column terminal; the note below names it leave-one-out.
+fn sweep_item() -> String {
+    let added: Vec<String> = leave_one_out_modules()
+        .filter(|name| Ablation::default().get(name) == Some(false))
+        .map(|name| format!("+{name}"))
+        .collect();
+    let added = if added.is_empty() { String::new() } else { format!(" ({})", added.join(" ")) };
+    let removed: Vec<String> = leave_one_out_modules().map(|name| format!("-{name}")).collect();
+    format!("▶ Sweep (s): all on{added}, then {}", removed.join(", "))
 }

@@ -11,29 +11,55 @@ pub mod runs;
 use ratatui::style::{Color, Style};
 use ratatui::text::Span;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pane {
-    Loss,
-    F1,
-    Gates,
-    Errors,
-    Ablations,
-    Runs,
+/// Registers the panes once, in tab order: the enum, `ALL` and the titles follow, and so
+/// do the number keys (`Pane::for_key`) and their help (`Pane::key_range`). Drawing and
+/// key handling match on `Pane`, so the compiler asks for a new pane's arms there.
+macro_rules! panes {
+    ($($pane:ident => $title:literal),+ $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Pane {
+            $($pane),+
+        }
+
+        impl Pane {
+            pub const ALL: [Pane; [$($title),+].len()] = [$(Pane::$pane),+];
+
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(Pane::$pane => $title),+
+                }
+            }
+        }
+    };
 }
 
-impl Pane {
-    pub const ALL: [Pane; 6] =
-        [Pane::Loss, Pane::F1, Pane::Gates, Pane::Errors, Pane::Ablations, Pane::Runs];
+panes! {
+    Loss => "Loss",
+    F1 => "F1",
+    Gates => "Gates",
+    Errors => "Errors",
+    Ablations => "Ablations",
+    Runs => "Runs",
+}
 
-    pub fn title(self) -> &'static str {
-        match self {
-            Pane::Loss => "Loss",
-            Pane::F1 => "F1",
-            Pane::Gates => "Gates",
-            Pane::Errors => "Errors",
-            Pane::Ablations => "Ablations",
-            Pane::Runs => "Runs",
-        }
+// Each pane has a single digit key, `1` for the first.
+const _: () = assert!(Pane::ALL.len() <= 9, "panes beyond 9 need keys other than digits");
+
+impl Pane {
+    /// The digit that switches to this pane.
+    pub fn key(self) -> char {
+        char::from_digit(self.index() as u32 + 1, 10).expect("at most 9 panes")
+    }
+
+    /// The pane a digit key switches to.
+    pub fn for_key(key: char) -> Option<Pane> {
+        let digit = key.to_digit(10)? as usize;
+        digit.checked_sub(1).and_then(|index| Pane::ALL.get(index)).copied()
+    }
+
+    /// The pane keys for the help, e.g. `1-6`.
+    pub fn key_range() -> String {
+        format!("{}-{}", Pane::ALL[0].key(), Pane::ALL[Pane::ALL.len() - 1].key())
     }
 
     pub fn index(self) -> usize {

@@ -7,8 +7,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::fixture::{live_app, recorded_run, replayed_app};
 use crate::config::Ablation;
 use crate::events::TrainEvent;
+use crate::plan::{leave_one_out_modules, Plan};
 use crate::runs::RunStatus;
-use crate::tui::{App, Overlay, Pane, SWEEP_MODULES};
+use crate::tui::{App, Overlay, Pane};
 
 fn press(app: &mut App, code: KeyCode) {
     app.handle_key(KeyEvent::from(code));
@@ -31,6 +32,24 @@ fn number_keys_and_tab_switch_panes() {
     press(&mut app, KeyCode::Char('6'));
     press(&mut app, KeyCode::Tab);
     assert_eq!(app.pane, Pane::Loss, "Tab wraps around");
+}
+
+#[test]
+fn every_pane_has_its_digit_and_other_digits_do_nothing() {
+    let mut app = replayed_app();
+    for (i, &pane) in Pane::ALL.iter().enumerate() {
+        let key = char::from_digit(i as u32 + 1, 10).unwrap();
+        assert_eq!(pane.key(), key);
+        press(&mut app, KeyCode::Char(key));
+        assert_eq!(app.pane, pane);
+    }
+    let last = app.pane;
+    let past_the_last = char::from_digit(Pane::ALL.len() as u32 + 1, 10);
+    for key in std::iter::once('0').chain(past_the_last) {
+        press(&mut app, KeyCode::Char(key));
+        assert_eq!(app.pane, last, "{key} is no pane's key");
+    }
+    assert_eq!(Pane::key_range(), format!("1-{}", Pane::ALL.len()));
 }
 
 #[test]
@@ -96,12 +115,13 @@ fn sweep_runs_leave_one_out_configs_one_after_another() {
     press(&mut app, KeyCode::Char(' ')); // image off in the pane: the sweep ignores it
     press(&mut app, KeyCode::Char('s'));
     assert_eq!(launches.borrow().configs.len(), 1, "only one run at a time");
-    assert_eq!(app.queue.len(), SWEEP_MODULES.len() + 1, "+figurative waits too");
+    assert_eq!(app.queue.len(), leave_one_out_modules().count() + 1, "+figurative waits too");
     app.drain_active(usize::MAX); // each replay ends, which starts the next
     let labels: Vec<String> =
         launches.borrow().configs.iter().map(|c| c.ablation.short_label()).collect();
-    // The sweep's own order (its labels are checked in tui::sweep), all of it run.
-    let expected: Vec<String> = crate::tui::leave_one_out(&launches.borrow().configs[0], true)
+    // The plan's own order (its labels are checked in crate::plan), all of it run.
+    let expected: Vec<String> = Plan::leave_one_out(&launches.borrow().configs[0], true)
+        .configs()
         .iter()
         .map(|c| c.ablation.short_label())
         .collect();
@@ -192,7 +212,7 @@ fn x_stops_the_run_and_cancels_the_queue() {
     let (mut app, launches) = live_app(true);
     app.pane = Pane::Ablations;
     press(&mut app, KeyCode::Char('s'));
-    assert_eq!(app.queue.len(), SWEEP_MODULES.len(), "all but the first run wait");
+    assert_eq!(app.queue.len(), leave_one_out_modules().count(), "all but the first run wait");
     press(&mut app, KeyCode::Char('x'));
     assert!(launches.borrow().stops[0].is_requested());
     assert!(app.queue.is_empty());

@@ -251,8 +251,8 @@ fn narrow_terminal_keeps_names_scores_and_help_whole() {
     assert!(row.contains("0.745") && row.contains("finished"), "{screen}");
     press(&mut app, KeyCode::Char('?'));
     let screen = render(&mut app, 80, 24);
-    for (key, what) in crate::tui::ui::KEYS {
-        assert!(line_with(&screen, what).contains(key), "{key}: {what} cut at 80 columns");
+    for (key, what) in crate::tui::ui::keys() {
+        assert!(line_with(&screen, what).contains(&key), "{key}: {what} cut at 80 columns");
     }
 }
 
@@ -270,6 +270,7 @@ fn help_overlay_lists_keys() {
     press(&mut app, KeyCode::Char('?'));
     let screen = render(&mut app, 100, 30);
     assert!(screen.contains("switch pane") && screen.contains("leave-one-out sweep"), "{screen}");
+    assert!(line_with(&screen, "switch pane").contains("1-6, Tab"), "{screen}");
     press(&mut app, KeyCode::Char('x'));
     assert!(!render(&mut app, 100, 30).contains("switch pane"), "any key closes the help");
 }
