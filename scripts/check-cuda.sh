@@ -15,8 +15,10 @@ start=$SECONDS
 cargo build --locked --release --features cuda
 build=$((SECONDS - start))
 
+# The tests in the release profile too: the dev profile would build every dependency a
+# second time, candle's CUDA kernels included (nvcc is most of this script's time).
 start=$SECONDS
-cargo test --locked --features cuda --no-run
+cargo test --locked --release --features cuda --no-run
 tests=$((SECONDS - start))
 
 echo "check-cuda: toolkit ${toolkit} s, release build ${build} s, test build ${tests} s"
