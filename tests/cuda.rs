@@ -67,7 +67,8 @@ const LABELS: usize = 6;
 /// Seeded synthetic features and labels on `device` (the same values for any device).
 fn batch(rows: usize, seed: u64, device: &Device) -> Batch {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-2.0..2.0)).collect() };
+    let mut values =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-2.0..2.0)).collect() };
     let text = values(rows * TEXT.0 * TEXT.1);
     let image = values(rows * IMAGE.0 * IMAGE.1);
     // Every third sample has no image, so the masking path runs too.

@@ -173,7 +173,16 @@ pub fn main() -> Result<()> {
             Command::Predict { run, images, json } => predict::run(&run, &images, json),
             Command::Cache(args) => cache::run(&args.load()?),
             Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed),
-            Command::Bench { config, data, limit, epochs, sweep, dump_embeddings, json, device } => {
+            Command::Bench {
+                config,
+                data,
+                limit,
+                epochs,
+                sweep,
+                dump_embeddings,
+                json,
+                device,
+            } => {
                 let options =
                     crate::bench::BenchOptions { data, limit, epochs, sweep, dump_embeddings };
                 // The benchmark is synchronous and CPU-bound: keep it off the async workers.
