@@ -9,8 +9,9 @@
 #                                        (no GPU needed; for a GPU machine without internet)
 #   scripts/gpu-check.sh --prebuilt DIR  run with DIR from --pack: nothing is built
 #
-# DIR holds: memescope, cuda-tests (tests/cuda.rs), axiom-train.json, and the MiniLM
-# weights (all-MiniLM-L6-v2/) unless MEMESCOPE_PACK_MODEL=0. At run time the CUDA
+# DIR holds: memescope, cuda-tests (tests/cuda.rs), axiom-train.json, and MiniLM
+# (all-MiniLM-L6-v2/) with its weights rounded to f16 to halve their 87 MB
+# (MEMESCOPE_PACK_MODEL=f32 keeps them whole, 0 leaves the model out). At run time the CUDA
 # libraries (cuBLAS, cuRAND, NVRTC, the runtime) come from DIR/lib, the toolkit in .cuda/,
 # /usr/local/cuda, or the Python packages of the machine (nvidia/cu13/lib), in that order.
 #
@@ -51,10 +52,20 @@ if [ "$mode" = pack ]; then
   strip -o "$dir/memescope" "$(target_dir)/release/memescope"
   strip -o "$dir/cuda-tests" "$tests"
   cp ../shared/data/axiom/train.json "$dir/axiom-train.json"
-  if [ "${MEMESCOPE_PACK_MODEL:-1}" != 0 ]; then
-    mkdir -p "$dir/all-MiniLM-L6-v2"
-    cp models/all-MiniLM-L6-v2/{config.json,tokenizer.json,model.safetensors} "$dir/all-MiniLM-L6-v2/"
-  fi
+  case "${MEMESCOPE_PACK_MODEL:-f16}" in
+    0) ;;
+    f32 | f16)
+      mkdir -p "$dir/all-MiniLM-L6-v2"
+      cp models/all-MiniLM-L6-v2/{config.json,tokenizer.json} "$dir/all-MiniLM-L6-v2/"
+      if [ "${MEMESCOPE_PACK_MODEL:-f16}" = f16 ]; then
+        python3 scripts/safetensors-f16.py models/all-MiniLM-L6-v2/model.safetensors \
+          "$dir/all-MiniLM-L6-v2/model.safetensors"
+      else
+        cp models/all-MiniLM-L6-v2/model.safetensors "$dir/all-MiniLM-L6-v2/"
+      fi
+      ;;
+    *) say "MEMESCOPE_PACK_MODEL is 0, f16 or f32"; exit 64 ;;
+  esac
   du -sh "$dir"/* >&2
   say "packed into $dir; on the GPU machine: scripts/gpu-check.sh --prebuilt $dir"
   exit 0
@@ -146,6 +157,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # 1. tests/cuda.rs, one test at a time (they share the GPU and print their differences).
+export MEMESCOPE_MINILM=$model
 step "cuda tests" 30 240 "$tests" --test-threads=1 --nocapture
 
 have_model() { [ -f "$model/model.safetensors" ] && [ -f "$data" ]; }

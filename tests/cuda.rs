@@ -220,10 +220,12 @@ fn frozen_text_encoder_agrees_between_cpu_and_gpu() {
     let dir = tempfile::tempdir().unwrap();
     memescope::testing::write_tiny_bert(dir.path()).unwrap();
     assert_text_encoder_agrees(dir.path().to_str().unwrap());
-    // The real all-MiniLM-L6-v2 where its weights are at hand (models/, scripts/fetch-minilm.sh).
-    // Relative to the working directory: the crate root under `cargo test`, the checkout on
-    // the GPU machine (scripts/gpu-check.sh), where the build path does not exist.
-    let minilm = std::path::Path::new("models/all-MiniLM-L6-v2");
+    // The real all-MiniLM-L6-v2 where its weights are at hand: MEMESCOPE_MINILM (set by
+    // scripts/gpu-check.sh), else models/ relative to the working directory (the crate root
+    // under `cargo test`; the build path does not exist on a GPU machine).
+    let minilm = std::path::PathBuf::from(
+        std::env::var("MEMESCOPE_MINILM").unwrap_or_else(|_| "models/all-MiniLM-L6-v2".into()),
+    );
     if minilm.join("model.safetensors").is_file() {
         assert_text_encoder_agrees(minilm.to_str().unwrap());
     } else {
