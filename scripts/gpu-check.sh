@@ -9,7 +9,7 @@
 #                                        (no GPU needed; for a GPU machine without internet)
 #   scripts/gpu-check.sh --prebuilt DIR  run with DIR from --pack: nothing is built
 #
-# DIR holds: memescope, cuda-tests (tests/cuda.rs), axiom-train.json, and MiniLM
+# DIR holds: bin.tar.xz (memescope and cuda-tests, tests/cuda.rs), axiom-train.json, MiniLM
 # (all-MiniLM-L6-v2/) with its weights rounded to f16 to halve their 87 MB
 # (MEMESCOPE_PACK_MODEL=f32 keeps them whole, 0 leaves the model out). At run time the CUDA
 # libraries (cuBLAS, cuRAND, NVRTC, the runtime) come from DIR/lib, the toolkit in .cuda/,
@@ -47,10 +47,15 @@ target_dir() {
 if [ "$mode" = pack ]; then
   tests=$(build)
   mkdir -p "$dir"
-  # Stripped: the GPU machine's copy of the tree is limited in size; the line tables are
-  # for the developer's backtraces, not this check's.
-  strip -o "$dir/memescope" "$(target_dir)/release/memescope"
-  strip -o "$dir/cuda-tests" "$tests"
+  # Stripped and in one archive: the GPU machine's copy of the tree is size-limited (64 MiB
+  # for this workplace's device tool). Each binary is ~70 MB stripped, mostly the same
+  # CUDA kernels: a dictionary larger than one binary lets xz store the second as
+  # references to the first (~11 MB for both instead of ~145 MB).
+  mkdir -p "$dir/bin"
+  strip -o "$dir/bin/memescope" "$(target_dir)/release/memescope"
+  strip -o "$dir/bin/cuda-tests" "$tests"
+  tar -C "$dir" -cf - bin | xz -T2 --lzma2=preset=6,dict=192MiB >"$dir/bin.tar.xz"
+  rm -rf "$dir/bin"
   cp ../shared/data/axiom/train.json "$dir/axiom-train.json"
   case "${MEMESCOPE_PACK_MODEL:-f16}" in
     0) ;;
@@ -86,7 +91,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >&
 # --- The binaries
 if [ "$mode" = prebuilt ]; then
   dir=$(cd "$dir" && pwd)
-  bin=$dir/memescope tests=$dir/cuda-tests
+  unpacked=$(mktemp -d)
+  xz -dc "$dir/bin.tar.xz" | tar -C "$unpacked" -xf -
+  bin=$unpacked/bin/memescope tests=$unpacked/bin/cuda-tests
   data=$dir/axiom-train.json
   model=$dir/all-MiniLM-L6-v2
 else
@@ -154,7 +161,7 @@ step() {
 }
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" ${unpacked:+"$unpacked"}' EXIT
 
 # 1. tests/cuda.rs, one test at a time (they share the GPU and print their differences).
 export MEMESCOPE_MINILM=$model

@@ -165,13 +165,13 @@ fn gradients_flow_and_the_loss_falls_on_the_gpu() {
 #[test]
 fn a_tiny_training_run_learns_on_the_gpu() {
     let dir = tempfile::tempdir().unwrap();
-    let data = common::axiom(&dir.path().join("data"), 12, 11);
+    // The same data and settings as tests/train_e2e.rs's CPU run, which reaches 0.9 too.
+    let data = common::axiom(&dir.path().join("data"), 20, 11);
     let (bert, clip) = common::tiny_encoders(dir.path());
     let mut config =
         Config::from_toml_str(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()))
             .unwrap();
     config.train.device = "cuda:0".into();
-    config.train.epochs = 15;
 
     let mut sink = VecSink::default();
     let summary = train::run(config, &mut sink, &StopFlag::default()).unwrap();
@@ -181,7 +181,7 @@ fn a_tiny_training_run_learns_on_the_gpu() {
     });
     assert_eq!(device.as_deref(), Some("cuda"), "the run did not train on the GPU");
     assert!(
-        summary.macro_f1 >= 0.8,
+        summary.macro_f1 >= 0.9,
         "macro-F1 {:.3} on a learnable synthetic set, trained on the GPU",
         summary.macro_f1
     );
