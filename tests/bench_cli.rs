@@ -85,7 +85,13 @@ fn bench_on_cuda_without_the_cuda_build_says_how_to_get_it() {
     let records = dir.path().join("records.json");
     memescope::bench::write_axiom_records(&records, 8, 7).unwrap();
     let config = dir.path().join("bench.toml");
-    std::fs::write(&config, "[data]\nformat = \"axiom\"\ntrain = \"unused.json\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[data]\nformat = \"axiom\"\ntrain = \"unused.json\"\n\
+         [text_encoder]\nmodel = \"unused\"\nmax_length = 32\nlayers = 2\npooling = \"mean\"\n\
+         [model]\nfusion_dim = 16\nheads = 2\nexperts = 2\n",
+    )
+    .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_memescope"))
         .current_dir(dir.path())
         .args(["bench", "--device", "cuda", "--config"])
