@@ -28,7 +28,8 @@ fn bench_json_reports_positive_rates_and_dumps_embeddings() {
     memescope::bench::write_axiom_records(&records, 60, 7).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_memescope"))
         .current_dir(dir.path())
-        .args(["bench", "--json", "--limit", "40", "--epochs", "2", "--sweep", "--config"])
+        .args(["bench", "--json", "--limit", "40", "--epochs", "2", "--sweep", "--device", "cpu"])
+        .arg("--config")
         .arg(&config)
         .arg("--data")
         .arg(&records)
@@ -42,6 +43,7 @@ fn bench_json_reports_positive_rates_and_dumps_embeddings() {
 
     assert!(report["data"].as_str().unwrap().contains("generated-records.json"), "{report}");
     assert_eq!(report["texts"], 40);
+    assert_eq!(report["device"], "cpu", "{report}");
     assert_eq!(report["epochs"], 2);
     for field in [
         "encode_texts_per_s",
@@ -72,4 +74,33 @@ fn bench_json_reports_positive_rates_and_dumps_embeddings() {
     let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
     assert!(header.contains("'shape': (40, 2, 32)"), "{header}");
     assert_eq!(bytes.len() - 10 - header_len, 40 * 2 * 32 * 4);
+}
+
+/// `--device cuda` in a build without CUDA stops with how to get one, instead of quietly
+/// benchmarking the CPU.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn bench_on_cuda_without_the_cuda_build_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records.json");
+    memescope::bench::write_axiom_records(&records, 8, 7).unwrap();
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        "[data]\nformat = \"axiom\"\ntrain = \"unused.json\"\n\
+         [text_encoder]\nmodel = \"unused\"\nmax_length = 32\nlayers = 2\npooling = \"mean\"\n\
+         [model]\nfusion_dim = 16\nheads = 2\nexperts = 2\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_memescope"))
+        .current_dir(dir.path())
+        .args(["bench", "--device", "cuda", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(&records)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "bench ran without CUDA: {stderr}");
+    assert!(stderr.contains("--features cuda"), "{stderr}");
 }

@@ -29,7 +29,7 @@ use crate::encoders::{resolve_model, TextEncoder, TextEncoderOptions};
 use crate::events::{EventSink, TrainEvent};
 use crate::features::{model_texts, text_cache_key};
 use crate::plan::Plan;
-use crate::train::{select_device, StopFlag};
+use crate::train::{describe_device, select_device, StopFlag};
 
 /// The real AxiOM training file, relative to the crate root (see the data README).
 pub const DEFAULT_DATA: &str = "../shared/data/axiom/train.json";
@@ -56,6 +56,8 @@ pub struct BenchOptions {
 pub struct BenchReport {
     pub data: String,
     pub text_encoder: String,
+    /// Where the tensors ran (`cpu`, `cuda`): the device opened, not the one asked for.
+    pub device: String,
     /// Threads candle's CPU kernels use (`RAYON_NUM_THREADS`, else every core).
     pub threads: usize,
     pub texts: usize,
@@ -150,6 +152,7 @@ pub fn run(config: Config, options: &BenchOptions) -> Result<BenchReport> {
     Ok(BenchReport {
         data: data_label,
         text_encoder: settings.model.clone(),
+        device: describe_device(&device),
         threads,
         texts: dataset.len(),
         tokens: encoded.tokens,

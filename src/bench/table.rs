@@ -6,6 +6,7 @@ pub fn render_table(report: &BenchReport) -> String {
     let mut rows: Vec<(String, String)> = vec![
         ("data".into(), report.data.clone()),
         ("text encoder".into(), report.text_encoder.clone()),
+        ("device".into(), report.device.clone()),
         ("threads".into(), report.threads.to_string()),
         (
             "encode".into(),

@@ -99,6 +99,10 @@ pub enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Where to run: cpu, cuda, cuda:N or auto (sets `train.device`; `cuda` needs a
+        /// build with `--features cuda`).
+        #[arg(long, value_name = "DEVICE")]
+        device: Option<String>,
     },
     /// Follow a run's events live (or replay a finished run) in the dashboard.
     Watch {
@@ -167,11 +171,23 @@ pub fn main() -> Result<()> {
             Command::Predict { run, images, json } => predict::run(&run, &images, json),
             Command::Cache(args) => cache::run(&args.load()?),
             Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed),
-            Command::Bench { config, data, limit, epochs, sweep, dump_embeddings, json } => {
+            Command::Bench {
+                config,
+                data,
+                limit,
+                epochs,
+                sweep,
+                dump_embeddings,
+                json,
+                device,
+            } => {
                 let options =
                     crate::bench::BenchOptions { data, limit, epochs, sweep, dump_embeddings };
                 // The benchmark is synchronous and CPU-bound: keep it off the async workers.
-                let config = config.load()?;
+                let mut config = config.load()?;
+                if let Some(device) = device {
+                    config.train.device = device;
+                }
                 tokio::task::spawn_blocking(move || bench::run(config, &options, json)).await?
             }
             Command::Watch { run } => crate::tui::run_watch(run).await,

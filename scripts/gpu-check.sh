@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# The CUDA build on a machine with an NVIDIA GPU: runs tests/cuda.rs, `memescope bench` on
+# the GPU and on the CPU, and a short AxiOM training run (configs/axiom-text.toml) on each,
+# printing their epoch times side by side. Finishes within about 9.5 minutes: each step
+# gets what is left of that budget, and a step that would not fit is skipped, saying so.
+#
+#   scripts/gpu-check.sh                 build here (toolkit: scripts/cuda-toolkit.sh), then run
+#   scripts/gpu-check.sh --pack DIR      build here and put what a run needs into DIR
+#                                        (no GPU needed; for a GPU machine without internet)
+#   scripts/gpu-check.sh --prebuilt DIR  run with DIR from --pack: nothing is built
+#
+# DIR holds: bin.tar.xz (memescope and cuda-tests, tests/cuda.rs), axiom-train.json, MiniLM
+# (all-MiniLM-L6-v2/) with its weights rounded to f16 to halve their 87 MB
+# (MEMESCOPE_PACK_MODEL=f32 keeps them whole, 0 leaves the model out). At run time the CUDA
+# libraries (cuBLAS, cuRAND, NVRTC, the runtime) come from DIR/lib, the toolkit in .cuda/,
+# /usr/local/cuda, or the Python packages of the machine (nvidia/cu13/lib), in that order.
+#
+# Exits 2, saying so, where no NVIDIA GPU is visible.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+budget=${MEMESCOPE_GPU_CHECK_SECONDS:-570}
+begin=$SECONDS
+
+mode=build dir=""
+case "${1:-}" in
+  --pack) mode=pack dir=${2:?--pack needs a folder} ;;
+  --prebuilt) mode=prebuilt dir=${2:?--prebuilt needs a folder} ;;
+  "") ;;
+  *) echo "usage: $0 [--pack DIR | --prebuilt DIR]" >&2; exit 64 ;;
+esac
+
+say() { echo "gpu-check: $*" >&2; }
+
+# Builds the release binary and tests/cuda.rs with CUDA; prints the test binary's path.
+build() {
+  eval "$(scripts/cuda-toolkit.sh)"
+  cargo build --locked --release --features cuda >&2
+  cargo test --locked --release --features cuda --test cuda --no-run --message-format=json |
+    grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4
+}
+
+target_dir() {
+  echo "${CARGO_TARGET_DIR:-$repo/target}"
+}
+
+if [ "$mode" = pack ]; then
+  tests=$(build)
+  mkdir -p "$dir"
+  # Stripped and in one archive: the GPU machine's copy of the tree is size-limited (64 MiB
+  # for this workplace's device tool). Each binary is ~70 MB stripped, mostly the same
+  # CUDA kernels: a dictionary larger than one binary lets xz store the second as
+  # references to the first (~11 MB for both instead of ~145 MB).
+  mkdir -p "$dir/bin"
+  strip -o "$dir/bin/memescope" "$(target_dir)/release/memescope"
+  strip -o "$dir/bin/cuda-tests" "$tests"
+  tar -C "$dir" -cf - bin | xz -T2 --lzma2=preset=6,dict=192MiB >"$dir/bin.tar.xz"
+  rm -rf "$dir/bin"
+  cp ../shared/data/axiom/train.json "$dir/axiom-train.json"
+  case "${MEMESCOPE_PACK_MODEL:-f16}" in
+    0) ;;
+    f32 | f16)
+      mkdir -p "$dir/all-MiniLM-L6-v2"
+      cp models/all-MiniLM-L6-v2/{config.json,tokenizer.json} "$dir/all-MiniLM-L6-v2/"
+      if [ "${MEMESCOPE_PACK_MODEL:-f16}" = f16 ]; then
+        python3 scripts/safetensors-f16.py models/all-MiniLM-L6-v2/model.safetensors \
+          "$dir/all-MiniLM-L6-v2/model.safetensors"
+      else
+        cp models/all-MiniLM-L6-v2/model.safetensors "$dir/all-MiniLM-L6-v2/"
+      fi
+      ;;
+    *) say "MEMESCOPE_PACK_MODEL is 0, f16 or f32"; exit 64 ;;
+  esac
+  du -sh "$dir"/* >&2
+  say "packed into $dir; on the GPU machine: scripts/gpu-check.sh --prebuilt $dir"
+  exit 0
+fi
+
+# --- Is there a GPU at all? (before anything is built or run)
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  say "no NVIDIA GPU visible: nvidia-smi is not installed (no NVIDIA driver). This check needs a GPU; scripts/check-cuda.sh builds the CUDA version without one."
+  exit 2
+fi
+if ! gpus=$(nvidia-smi -L 2>&1) || ! grep -q '^GPU ' <<<"$gpus"; then
+  say "no NVIDIA GPU visible: nvidia-smi -L says: ${gpus:-nothing}. This check needs a GPU; scripts/check-cuda.sh builds the CUDA version without one."
+  exit 2
+fi
+say "$gpus"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >&2 || true
+
+# --- The binaries
+if [ "$mode" = prebuilt ]; then
+  dir=$(cd "$dir" && pwd)
+  unpacked=$(mktemp -d)
+  xz -dc "$dir/bin.tar.xz" | tar -C "$unpacked" -xf -
+  bin=$unpacked/bin/memescope tests=$unpacked/bin/cuda-tests
+  data=$dir/axiom-train.json
+  model=$dir/all-MiniLM-L6-v2
+else
+  tests=$(build)
+  bin=$(target_dir)/release/memescope
+  data=../shared/data/axiom/train.json
+  model=models/all-MiniLM-L6-v2
+fi
+for f in "$bin" "$tests"; do
+  [ -x "$f" ] || { say "$f is missing or not executable"; exit 1; }
+done
+
+# --- The CUDA libraries the binary was linked against (never the toolkit's lib/stubs:
+# libcuda.so.1 must be the driver's).
+missing() { ldd "$bin" "$tests" 2>/dev/null | awk '/not found/ {print $1}' | sort -u; }
+candidates=("${dir:+$dir/lib}" "$(ls -d "$repo"/.cuda/venv-*/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -1)" /usr/local/cuda/lib64)
+for python in python3 /opt/torch/.venv/bin/python3; do
+  command -v "$python" >/dev/null 2>&1 || continue
+  while read -r lib; do candidates+=("$lib"); done < <("$python" - <<'PY' 2>/dev/null || true
+import glob, os, site, sys
+roots = site.getsitepackages() + [site.getusersitepackages()]
+for root in roots:
+    for lib in sorted(glob.glob(os.path.join(root, "nvidia", "*", "lib"))):
+        print(lib)
+PY
+)
+done
+for lib in "${candidates[@]}"; do
+  [ -n "$(missing)" ] || break
+  [ -n "$lib" ] && [ -d "$lib" ] || continue
+  for so in $(missing); do
+    if [ -e "$lib/$so" ]; then
+      export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      say "CUDA libraries from $lib"
+      break
+    fi
+  done
+done
+if [ -n "$(missing)" ]; then
+  say "CUDA libraries not found: $(missing | tr '\n' ' ')(looked in: ${candidates[*]})"
+  exit 1
+fi
+
+left() { echo $((budget - (SECONDS - begin))); }
+declare -A results
+# step NAME NEEDED MOST COMMAND...: runs COMMAND for at most MOST seconds and what is left
+# of the budget; skips it if less than NEEDED is left.
+step() {
+  local name=$1 need=$2 most=$3
+  shift 3
+  local remaining
+  remaining=$(left)
+  if [ "$remaining" -lt "$need" ]; then
+    say "SKIPPED $name: ${remaining} s left of the budget, it needs about ${need} s"
+    results[$name]=skipped
+    return 0
+  fi
+  [ "$remaining" -gt "$most" ] && remaining=$most
+  say "== $name (at most ${remaining} s)"
+  local start=$SECONDS status=0
+  timeout --kill-after=5 "$remaining" bash -c '"$@"' "$name" "$@" || status=$?
+  results[$name]="exit $status after $((SECONDS - start)) s"
+  [ "$status" = 124 ] && results[$name]="TIMED OUT after $((SECONDS - start)) s"
+  say "$name: ${results[$name]}"
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work" ${unpacked:+"$unpacked"}' EXIT
+
+# 1. tests/cuda.rs, one test at a time (they share the GPU and print their differences).
+export MEMESCOPE_MINILM=$model
+step "cuda tests" 30 240 "$tests" --test-threads=1 --nocapture
+
+have_model() { [ -f "$model/model.safetensors" ] && [ -f "$data" ]; }
+have_model || say "SKIPPED bench and training: $model/model.safetensors or $data absent"
+
+# 2. A short AxiOM training run (2 epochs) on the GPU and on the CPU; the GPU run encodes
+# the texts into a cache that the CPU run reuses, so that both time training alone.
+train() {
+  "$bin" train --headless --config configs/axiom-text.toml --set "train.device=\"$1\"" \
+    --set train.epochs=2 --set train.patience=0 --set "data.train=\"$data\"" \
+    --set "text_encoder.model=\"$model\"" --set "paths.cache=\"$work/cache\"" \
+    --set "paths.runs=\"$work/runs-$1\"" >"$work/run-$1.txt"
+  cat "$work/run-$1.txt"
+}
+# 3. bench on the GPU and on the CPU, on the same records (encoder included).
+bench() {
+  "$bin" bench --config configs/axiom-text.toml --device "$1" --epochs 2 --data "$data" \
+    --set "text_encoder.model=\"$model\"" --json | tee "$work/bench-$1.json"
+}
+export bin data model work
+export -f train bench
+if have_model; then
+  step "train cuda" 60 120 train cuda
+  step "train cpu" 60 180 train cpu
+  step "bench cuda" 45 90 bench cuda
+  step "bench cpu" 60 150 bench cpu
+fi
+
+# --- Summary: epoch times side by side.
+epochs() { # RUN_DIR -> "1: 2.31 s, 2: 2.20 s"
+  [ -f "$1/events.jsonl" ] || { echo "no run"; return; }
+  python3 - "$1/events.jsonl" <<'PY'
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+print(", ".join(f"{e['epoch']}: {e['seconds']:.2f} s" for e in events if e.get("event") == "epoch"))
+PY
+}
+field() { # FILE KEY
+  [ -f "$1" ] && grep -o "\"$2\":[^,}]*" "$1" | head -1 | cut -d: -f2 | tr -d '"' || echo "-"
+}
+echo
+echo "== gpu-check summary ($((SECONDS - begin)) s)"
+for name in "cuda tests" "train cuda" "train cpu" "bench cuda" "bench cpu"; do
+  printf '%-11s %s\n' "$name" "${results[$name]:-not run}"
+done
+for device in cuda cpu; do
+  printf 'train %-4s  epochs %s\n' "$device" "$(epochs "$(tail -1 "$work/run-$device.txt" 2>/dev/null)")"
+done
+for device in cuda cpu; do
+  printf 'bench %-4s  device %s, encode %s texts/s, head training %s samples/s, epoch %s s\n' \
+    "$device" "$(field "$work/bench-$device.json" device)" \
+    "$(field "$work/bench-$device.json" encode_texts_per_s)" \
+    "$(field "$work/bench-$device.json" train_samples_per_s)" \
+    "$(field "$work/bench-$device.json" epoch_seconds)"
+done
+# Fails when a step failed or timed out; a skipped step is reported above, not failed.
+for name in "${!results[@]}"; do
+  case "${results[$name]}" in "exit 0 "* | skipped) ;; *) exit 1 ;; esac
+done
+[ "${results["cuda tests"]:-}" != skipped ] || exit 1
