@@ -178,8 +178,25 @@ fn an_empty_single_label_is_rejected() {
 }
 
 #[test]
-fn an_empty_label_list_is_rejected() {
-    let json = r#"[{"sample_id": "TR-4", "ocr_text": "a", "meme_depressive_categories": []}]"#;
+fn an_empty_label_list_means_no_category_applies() {
+    // The official RESTORE test split has such records: none of the seven categories.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("restore.json");
+    std::fs::write(
+        &path,
+        r#"[{"sample_id": "TR-4", "ocr_text": "a", "meme_depressive_categories": []},
+            {"sample_id": "TR-5", "ocr_text": "b", "meme_depressive_categories": ["Feeling Down"]}]"#,
+    )
+    .unwrap();
+    let data = Dataset::load(&path, DatasetFormat::Restore).unwrap();
+    assert!(data.samples[0].labels.is_empty());
+    assert_eq!(data.samples[1].labels.len(), 1);
+    assert_eq!(data.unlabelled(), 1);
+}
+
+#[test]
+fn a_label_list_of_blank_names_is_rejected() {
+    let json = r#"[{"sample_id": "TR-4", "ocr_text": "a", "meme_depressive_categories": [" "]}]"#;
     let (_, err) = load_err(json, DatasetFormat::Restore);
     assert!(matches!(&err, DataError::NoLabel { record, .. } if *record == id("TR-4", 0)));
 }

@@ -1,8 +1,10 @@
 //! Metrics against numbers computed independently with scikit-learn 1.9.1.
 
+use memescope::data::{Dataset, DatasetFormat};
 use memescope::metrics::{
     apply_thresholds, best_thresholds, multi_label_metrics, single_label_metrics,
 };
+use memescope::train::score;
 
 const TOLERANCE: f64 = 1e-12;
 
@@ -203,4 +205,52 @@ fn a_probability_equal_to_the_threshold_counts_as_yes() {
     let truth = vec![vec![true], vec![false]];
     assert_eq!(best_thresholds(&probabilities, &truth), vec![0.45]);
     assert_eq!(apply_thresholds(&probabilities, &[0.45]), truth);
+}
+
+/// RESTORE records with an empty label list (none of the categories applies) are all-zero
+/// truth rows. Expected values printed by (scikit-learn 1.9.1):
+/// ```python
+/// import numpy as np
+/// from sklearn.metrics import f1_score, precision_recall_fscore_support
+/// # rows 2 and 4 have no true label; row 2 is predicted one (a false positive)
+/// truth, pred = np.zeros((6, 7), int), np.zeros((6, 7), int)  # RESTORE's seven labels
+/// truth[:, :3] = [[1,0,0],[0,1,0],[0,0,0],[1,0,1],[0,0,0],[0,1,1]]
+/// pred[:, :3] = [[1,0,0],[0,1,1],[1,0,0],[1,0,0],[0,0,0],[0,1,1]]
+/// p, r, f, s = precision_recall_fscore_support(truth, pred, zero_division=0)
+/// print([float(x) for x in f[:3]])
+/// for avg in ["macro", "weighted", "samples"]:
+///     print(avg, float(f1_score(truth, pred, average=avg, zero_division=0)))
+/// ```
+#[test]
+fn records_without_a_label_score_as_all_zero_rows_like_sklearn() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.json");
+    let record = |id: usize, labels: &[&str]| {
+        serde_json::json!({"sample_id": format!("T-{id}"), "ocr_text": "x",
+                           "meme_depressive_categories": labels})
+    };
+    let [a, b, c] = ["Lack of Interest", "Feeling Down", "Eating Disorder"];
+    let records = vec![
+        record(0, &[a]),
+        record(1, &[b]),
+        record(2, &[]),
+        record(3, &[a, c]),
+        record(4, &[]),
+        record(5, &[b, c]),
+    ];
+    std::fs::write(&path, serde_json::to_string(&records).unwrap()).unwrap();
+    let data = Dataset::load(&path, DatasetFormat::Restore).unwrap();
+    assert_eq!(data.unlabelled(), 2);
+
+    let truth: Vec<Vec<usize>> = data.samples.iter().map(|s| s.labels.clone()).collect();
+    let predicted = vec![vec![0], vec![1, 2], vec![0], vec![0], vec![], vec![1, 2]];
+    let m = score(&data.space, &truth, &predicted);
+    let f1: Vec<f64> = m.per_class.iter().take(3).map(|c| c.f1).collect();
+    assert_close(&f1, &[0.8, 1.0, 0.5], "F1");
+    // The other four labels are never true nor predicted: F1 0 under zero_division=0.
+    assert_close(
+        &[m.macro_f1, m.weighted_f1, m.samples_f1.unwrap()],
+        &[0.32857142857142857, 0.7666666666666666, 0.5555555555555555],
+        "avg",
+    );
 }

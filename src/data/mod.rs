@@ -134,6 +134,12 @@ impl Dataset {
         self.samples.is_empty()
     }
 
+    /// How many samples have no label at all: multi-label records where none of the
+    /// categories applies (single-label records always have one).
+    pub fn unlabelled(&self) -> usize {
+        self.samples.iter().filter(|s| s.labels.is_empty()).count()
+    }
+
     /// Whether any record carries figurative reasoning.
     pub fn has_reasoning(&self) -> bool {
         self.samples.iter().any(|s| !s.reasoning.is_empty())

@@ -16,9 +16,11 @@
 //! - Label names are matched ignoring case and surrounding/repeated whitespace, so
 //!   `" feeling  down"` is "Feeling Down". The real files spell every label exactly; this only
 //!   guards against hand-edited files. A name that matches no label is an error.
-//! - AxiOM's label is one string; an empty one is an error. RESTORE's labels are a list; an
-//!   empty list is an error too (every RESTORE meme has at least one category, so an empty
-//!   list is an annotation gap, and it would silently train as "no depression symptom").
+//! - AxiOM's label is one string; an empty one is an error (every meme has one class).
+//!   RESTORE's labels are a list, and an empty list is a valid answer: none of the seven
+//!   categories applies (the official test split has such records). It trains as an
+//!   all-negative target and scores as an all-zero truth row; `Dataset::unlabelled` counts
+//!   them so that loading can say how many there are. A list of blank names is an error.
 //!   A label repeated within one list counts once.
 //! - The reasoning fields (RESTORE validation only) are plain strings; `null` or blank means
 //!   absent.
@@ -190,6 +192,9 @@ impl RecordReader<'_> {
                 return Err(self.wrong_type(at, self.field, "a list of label names", other))
             }
         };
+        if self.space.multi_label && names.is_empty() {
+            return Ok(Vec::new());
+        }
         if names.iter().all(|name| name.trim().is_empty()) {
             return Err(DataError::NoLabel {
                 path: self.path.to_path_buf(),

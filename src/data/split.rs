@@ -150,8 +150,8 @@ pub(super) fn iterative_stratification(
             }
         }
     }
-    // Samples without any label (not produced by the reader, but possible in code-built
-    // datasets) only balance the fold sizes: each goes to the first fold that wants most.
+    // Samples without any label (multi-label records where no category applies) only
+    // balance the fold sizes: each goes to the first fold that wants most.
     fold.into_iter()
         .map(|f| {
             f.unwrap_or_else(|| {

@@ -51,6 +51,17 @@ pub fn load_dataset(
         Some(_) if policy != OcrPolicy::Never => Dataset::load_allowing_missing_text(path, format)?,
         _ => (Dataset::load(path, format)?, Vec::new()),
     };
+    if dataset.unlabelled() > 0 {
+        emit(TrainEvent::Stage {
+            name: "data".into(),
+            detail: format!(
+                "{}: {} of {} records have no label (none of the categories applies)",
+                path.display(),
+                dataset.unlabelled(),
+                dataset.len()
+            ),
+        });
+    }
     let images = images_dir.map(|dir| resolve_images(dir, &dataset.samples));
     let wanted = policy.select(dataset.len(), &without_text);
     if let (Some(images), false) = (&images, wanted.is_empty()) {
