@@ -23,8 +23,8 @@ use tokenizers::processors::bert::BertProcessing;
 use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::{AddedToken, Model, ModelWrapper, Tokenizer};
 
-use crate::encoders::text_model::{parse_config, TextModel};
 use crate::encoders::clip::{ClipVisionConfig, ClipVisionModel};
+use crate::encoders::text_model::{parse_config, TextModel};
 
 /// Width of every tiny model.
 pub const TINY_HIDDEN: usize = 32;

@@ -78,8 +78,16 @@ fn mpnet_matches_transformers_reference_values() -> Result<()> {
     for text in 0..3 {
         let row = mean.narrow(0, text, 1)?;
         assert_close(&format!("text {text} top mean"), &row.narrow(1, 6, 1)?, &top_mean[text])?;
-        assert_close(&format!("text {text} state 6 mean"), &row.narrow(1, 0, 1)?, &state6_mean[text])?;
-        assert_close(&format!("text {text} first token"), &cls.narrow(0, text, 1)?, &top_first[text])?;
+        assert_close(
+            &format!("text {text} state 6 mean"),
+            &row.narrow(1, 0, 1)?,
+            &state6_mean[text],
+        )?;
+        assert_close(
+            &format!("text {text} first token"),
+            &cls.narrow(0, text, 1)?,
+            &top_first[text],
+        )?;
     }
     Ok(())
 }

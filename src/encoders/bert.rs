@@ -75,8 +75,7 @@ fn default_eps() -> f64 {
 
 impl BertConfig {
     pub fn from_json(text: &str) -> Result<Self> {
-        let config: BertConfig =
-            serde_json::from_str(text).context("not a BERT/RoBERTa config")?;
+        let config: BertConfig = serde_json::from_str(text).context("not a BERT/RoBERTa config")?;
         config.validate()?;
         Ok(config)
     }
@@ -143,10 +142,7 @@ impl TextConfig for BertConfig {
         self.pad_token_id
     }
 
-    fn embeddings(
-        &self,
-        vb: VarBuilder,
-    ) -> candle_core::Result<Box<dyn text_model::Embeddings>> {
+    fn embeddings(&self, vb: VarBuilder) -> candle_core::Result<Box<dyn text_model::Embeddings>> {
         let variant = self.variant().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         Ok(Box::new(Embeddings::load(vb, self, variant)?))
     }

@@ -115,10 +115,7 @@ impl TextConfig for MpnetConfig {
         self.pad_token_id
     }
 
-    fn embeddings(
-        &self,
-        vb: VarBuilder,
-    ) -> candle_core::Result<Box<dyn text_model::Embeddings>> {
+    fn embeddings(&self, vb: VarBuilder) -> candle_core::Result<Box<dyn text_model::Embeddings>> {
         let hidden = self.hidden_size;
         Ok(Box::new(Embeddings {
             words: candle_nn::embedding(self.vocab_size, hidden, vb.pp("word_embeddings"))?,
@@ -194,7 +191,11 @@ impl MpnetEncoder {
     /// `(1, heads, seq, seq)`: the bias of query `i` attending to key `j`, from the bucket of
     /// `j - i`. Positions are the sequence's own indices: padding sits at the end, so real
     /// tokens' distances do not depend on the batch.
-    fn position_bias(&self, seq: usize, device: &candle_core::Device) -> candle_core::Result<Tensor> {
+    fn position_bias(
+        &self,
+        seq: usize,
+        device: &candle_core::Device,
+    ) -> candle_core::Result<Tensor> {
         let buckets: Vec<u32> = (0..seq)
             .flat_map(|query| {
                 (0..seq).map(move |key| {
@@ -293,15 +294,17 @@ mod tests {
     /// 701))` and kept where the bucket changes.)
     #[test]
     fn buckets_match_hugging_face() {
-        let cases = [
-            (-700, 15), (-91, 15), (-90, 14), (-64, 14), (-63, 13), (-46, 13), (-45, 12),
-            (-32, 12), (-31, 11), (-23, 11), (-22, 10), (-16, 10), (-15, 9), (-12, 9), (-11, 8),
-            (-8, 8), (-7, 7), (-6, 6), (-5, 5), (-4, 4), (-3, 3), (-2, 2), (-1, 1), (0, 0),
-            (1, 17), (2, 18), (3, 19), (4, 20), (5, 21), (6, 22), (7, 23), (8, 24), (11, 24),
-            (12, 25), (15, 25), (16, 26), (22, 26), (23, 27), (31, 27), (32, 28), (45, 28),
-            (46, 29), (63, 29), (64, 30), (90, 30), (91, 31), (700, 31),
+        let positions = [
+            -700, -91, -90, -64, -63, -46, -45, -32, -31, -23, -22, -16, -15, -12, -11, -8, -7, -6,
+            -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 15, 16, 22, 23, 31, 32, 45, 46,
+            63, 64, 90, 91, 700,
         ];
-        for (relative, expected) in cases {
+        let buckets = [
+            15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 7, 6, 5, 4, 3, 2, 1, 0, 17,
+            18, 19, 20, 21, 22, 23, 24, 24, 25, 25, 26, 26, 27, 27, 28, 28, 29, 29, 30, 30, 31, 31,
+        ];
+        assert_eq!(positions.len(), buckets.len());
+        for (relative, expected) in positions.into_iter().zip(buckets) {
             assert_eq!(relative_position_bucket(relative, 32), expected, "position {relative}");
         }
     }

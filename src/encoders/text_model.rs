@@ -270,7 +270,8 @@ pub fn pretrained_layers(
 /// The checkpoint name, under `encoder.`, of the top-stack variable `rest`: `{i}.x` is layer
 /// `first + i`'s `x`, anything else is shared by the layers.
 fn checkpoint_name(rest: &str, first: usize) -> String {
-    let index = rest.split_once('.').and_then(|(head, tail)| Some((head.parse::<usize>().ok()?, tail)));
+    let index =
+        rest.split_once('.').and_then(|(head, tail)| Some((head.parse::<usize>().ok()?, tail)));
     match index {
         Some((i, tail)) => format!("layer.{}.{tail}", first + i),
         None => rest.to_string(),
@@ -320,10 +321,17 @@ pub(crate) mod tests {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(name, _)| name.starts_with("encoder.") && !name.starts_with("encoder.layer.0."))
+            .filter(|(name, _)| {
+                name.starts_with("encoder.") && !name.starts_with("encoder.layer.0.")
+            })
             .map(|(name, var)| (name.clone(), var.clone()))
             .collect();
-        assert_eq!(top_vars.len(), expected_vars, "{:?}", top_vars.iter().map(|v| &v.0).collect::<Vec<_>>());
+        assert_eq!(
+            top_vars.len(),
+            expected_vars,
+            "{:?}",
+            top_vars.iter().map(|v| &v.0).collect::<Vec<_>>()
+        );
 
         let grad_norms = |model: &TextModel| -> Result<Vec<(String, f32)>> {
             let top = model.forward_layers(&below, &mask, 1..2)?.remove(0);

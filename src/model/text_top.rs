@@ -15,9 +15,9 @@ use candle_nn::VarMap;
 
 use super::attention_pool::AttentionPool;
 use crate::config::Pooling;
-use crate::encoders::text_model::{pretrained_layers, read_config, LayerStack};
 use crate::encoders::ops::{attention_bias, Mode};
 use crate::encoders::text::pool;
+use crate::encoders::text_model::{pretrained_layers, read_config, LayerStack};
 use crate::encoders::ModelFiles;
 
 /// Where the fine-tuned layers keep their variables (`text_top.{i}.attention.…`, and what
@@ -87,9 +87,12 @@ impl TextTop {
                     format!("loading the top {finetune} layers of `{}`", files.spec)
                 })?;
         let pool = match pooling {
-            Pooling::Attention => {
-                TextPool::Learned(AttentionPool::new(exposed, config.hidden_size(), varmap, device)?)
-            }
+            Pooling::Attention => TextPool::Learned(AttentionPool::new(
+                exposed,
+                config.hidden_size(),
+                varmap,
+                device,
+            )?),
             Pooling::Cls | Pooling::Mean => TextPool::Fixed(pooling),
         };
         Ok(Self { layers, exposed, pool, hidden: config.hidden_size() })
@@ -112,7 +115,12 @@ impl TextTop {
             );
         }
         let mut states = vec![tokens.states.clone()];
-        states.extend(self.layers.forward(&tokens.states, &tokens.mask, 0..self.layers.len(), mode)?);
+        states.extend(self.layers.forward(
+            &tokens.states,
+            &tokens.mask,
+            0..self.layers.len(),
+            mode,
+        )?);
         // The attention pool masks padding with the same bias as the layers' attention.
         let bias = attention_bias(&tokens.mask)?;
         let pooled = states[states.len() - self.exposed..]
