@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::ops::{self, Activation, LayerNorm, Mode};
 use super::text_model::{self, LayerStack, TextConfig, TextFamily};
-use super::transformer_layer::{LayerNames, LayerShape, TransformerLayer};
+use super::transformer_layer::{load_layers, run_layers, LayerNames, LayerShape, TransformerLayer};
 
 /// The text family entry of BERT and its RoBERTa-style relatives.
 pub const FAMILY: TextFamily = TextFamily {
@@ -81,15 +81,7 @@ impl BertConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.num_attention_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
-        {
-            bail!(
-                "hidden_size {} is not a multiple of num_attention_heads {}",
-                self.hidden_size,
-                self.num_attention_heads
-            );
-        }
+        LayerShape::check_heads(self.hidden_size, self.num_attention_heads)?;
         if let Some(kind) = &self.position_embedding_type {
             if kind != "absolute" {
                 bail!("position_embedding_type `{kind}` is not supported (only `absolute`)");
@@ -152,11 +144,7 @@ impl TextConfig for BertConfig {
         _shared: VarBuilder,
         layers: Vec<VarBuilder>,
     ) -> candle_core::Result<Box<dyn LayerStack>> {
-        let shape = self.layer_shape();
-        let layers = layers
-            .into_iter()
-            .map(|vb| TransformerLayer::load(vb, &shape, &LAYER_NAMES))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let layers = load_layers(layers, &self.layer_shape(), &LAYER_NAMES)?;
         Ok(Box::new(BertEncoder { layers }))
     }
 }
@@ -253,13 +241,7 @@ impl LayerStack for BertEncoder {
         mode: Mode,
     ) -> candle_core::Result<Vec<Tensor>> {
         let bias = ops::attention_bias(attention_mask)?;
-        let mut outputs = Vec::with_capacity(layers.len());
-        let mut current = hidden.clone();
-        for layer in &self.layers[layers] {
-            current = layer.forward(&current, &bias, mode)?;
-            outputs.push(current.clone());
-        }
-        Ok(outputs)
+        run_layers(&self.layers[layers], hidden, &bias, mode)
     }
 }
 

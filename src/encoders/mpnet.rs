@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::bert::roberta_position_ids;
 use super::ops::{self, Activation, LayerNorm, Mode};
 use super::text_model::{self, LayerStack, TextConfig, TextFamily};
-use super::transformer_layer::{LayerNames, LayerShape, TransformerLayer};
+use super::transformer_layer::{load_layers, run_layers, LayerNames, LayerShape, TransformerLayer};
 
 /// The text family entry of MPNet.
 pub const FAMILY: TextFamily = TextFamily {
@@ -77,15 +77,7 @@ fn default_buckets() -> usize {
 impl MpnetConfig {
     pub fn from_json(text: &str) -> Result<Self> {
         let config: MpnetConfig = serde_json::from_str(text).context("not an MPNet config")?;
-        if config.num_attention_heads == 0
-            || !config.hidden_size.is_multiple_of(config.num_attention_heads)
-        {
-            bail!(
-                "hidden_size {} is not a multiple of num_attention_heads {}",
-                config.hidden_size,
-                config.num_attention_heads
-            );
-        }
+        LayerShape::check_heads(config.hidden_size, config.num_attention_heads)?;
         // Half the buckets per direction, half of those exact distances: at least 4.
         if config.relative_attention_num_buckets < 4 {
             bail!(
@@ -141,10 +133,7 @@ impl TextConfig for MpnetConfig {
             activation: self.hidden_act,
             layer_norm_eps: self.layer_norm_eps,
         };
-        let layers = layers
-            .into_iter()
-            .map(|vb| TransformerLayer::load(vb, &shape, &LAYER_NAMES))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let layers = load_layers(layers, &shape, &LAYER_NAMES)?;
         let relative_attention_bias = candle_nn::embedding(
             self.relative_attention_num_buckets,
             self.num_attention_heads,
@@ -224,13 +213,7 @@ impl LayerStack for MpnetEncoder {
         // Both biases are added to the scores before the softmax; summed once here.
         let padding = ops::attention_bias(attention_mask)?;
         let bias = self.position_bias(seq, hidden.device())?.broadcast_add(&padding)?;
-        let mut outputs = Vec::with_capacity(layers.len());
-        let mut current = hidden.clone();
-        for layer in &self.layers[layers] {
-            current = layer.forward(&current, &bias, mode)?;
-            outputs.push(current.clone());
-        }
-        Ok(outputs)
+        run_layers(&self.layers[layers], hidden, &bias, mode)
     }
 }
 

@@ -19,6 +19,17 @@ pub struct LayerShape {
     pub layer_norm_eps: f64,
 }
 
+impl LayerShape {
+    /// Heads must split the width evenly; `config.json` files that say otherwise are refused
+    /// before any tensor is read.
+    pub fn check_heads(hidden: usize, heads: usize) -> anyhow::Result<()> {
+        if heads == 0 || !hidden.is_multiple_of(heads) {
+            anyhow::bail!("hidden_size {hidden} is not a multiple of num_attention_heads {heads}");
+        }
+        Ok(())
+    }
+}
+
 /// Where a checkpoint keeps each tensor of one block, relative to the block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerNames {
@@ -92,4 +103,30 @@ impl TransformerLayer {
         let out = self.output.forward(&inner)?;
         self.norm.forward(&(out + attended)?, mode)
     }
+}
+
+/// One block per builder of `layers` (bottom first).
+pub fn load_layers(
+    layers: Vec<VarBuilder>,
+    shape: &LayerShape,
+    names: &LayerNames,
+) -> Result<Vec<TransformerLayer>> {
+    layers.into_iter().map(|vb| TransformerLayer::load(vb, shape, names)).collect()
+}
+
+/// Runs `layers` in turn from `hidden`, each with the same score `bias`; returns every
+/// layer's output.
+pub fn run_layers(
+    layers: &[TransformerLayer],
+    hidden: &Tensor,
+    bias: &Tensor,
+    mode: Mode,
+) -> Result<Vec<Tensor>> {
+    let mut outputs = Vec::with_capacity(layers.len());
+    let mut current = hidden.clone();
+    for layer in layers {
+        current = layer.forward(&current, bias, mode)?;
+        outputs.push(current.clone());
+    }
+    Ok(outputs)
 }
