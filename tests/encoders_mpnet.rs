@@ -37,7 +37,7 @@ fn encode(files: &ModelFiles, layers: usize, pooling: Pooling, batch: usize) -> 
         .collect();
     assert_eq!(lengths, [17, 3, 82], "same tokenisation as transformers");
     let texts: Vec<String> = SENTENCES.iter().map(|s| s.to_string()).collect();
-    Ok(encoder.encode(&texts, &mut |_, _| {})?)
+    encoder.encode(&texts, &mut |_, _| {})
 }
 
 fn assert_close(what: &str, got: &Tensor, expected: &[f32]) -> Result<()> {
