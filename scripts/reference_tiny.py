@@ -31,6 +31,17 @@ mask = batch["attention_mask"].unsqueeze(-1).float()
 mean = (top * mask).sum(1) / mask.sum(1)
 print("roberta top-layer mean of text 2:", ", ".join(f"{v:.6f}" for v in mean[2, :COORDS]))
 
+tokenizer = PreTrainedTokenizerFast(tokenizer_file=f"{root}/mpnet/tokenizer.json")
+tokenizer.pad_token = "<pad>"
+model = AutoModel.from_pretrained(f"{root}/mpnet", add_pooling_layer=False).eval()
+batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+with torch.no_grad():
+    states = model(**batch, output_hidden_states=True).hidden_states
+mask = batch["attention_mask"].unsqueeze(-1).float()
+for name, state in [("embeddings", states[0]), ("top", states[-1])]:
+    mean = (state * mask).sum(1) / mask.sum(1)
+    print(f"mpnet {name} mean of text 2:", ", ".join(f"{v:.6f}" for v in mean[2, :COORDS]))
+
 # The gradient image of the test, 64x40: resized to 51x32 and centre-cropped to 32x32.
 pixels = np.zeros((40, 64, 3), dtype=np.uint8)
 for y in range(40):

@@ -12,4 +12,4 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-./scripts/fetch-minilm.sh
+./scripts/fetch-model.sh minilm

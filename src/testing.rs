@@ -23,8 +23,8 @@ use tokenizers::processors::bert::BertProcessing;
 use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::{AddedToken, Model, ModelWrapper, Tokenizer};
 
-use crate::encoders::bert::{BertConfig, BertModel};
 use crate::encoders::clip::{ClipVisionConfig, ClipVisionModel};
+use crate::encoders::text_model::{parse_config, TextModel};
 
 /// Width of every tiny model.
 pub const TINY_HIDDEN: usize = 32;
@@ -64,6 +64,25 @@ pub fn write_tiny_roberta(dir: &Path) -> Result<()> {
     write_text_model(dir, &config, &tokenizer, "roberta", 11)
 }
 
+/// An MPNet checkpoint (WordPiece, uncased, RoBERTa-style special tokens) with tensors under
+/// `mpnet.`, as a checkpoint saved from `MPNetForMaskedLM` nests them; the architecture of
+/// all-mpnet-base-v2: padding id 1, positions from 2, no token types, a relative-position
+/// bias of 32 buckets.
+pub fn write_tiny_mpnet(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tokenizer = tiny_mpnet_tokenizer()?;
+    let config = json!({
+        "architectures": ["MPNetForMaskedLM"], "model_type": "mpnet",
+        "vocab_size": tokenizer.get_vocab_size(true), "hidden_size": TINY_HIDDEN,
+        "num_hidden_layers": TINY_LAYERS, "num_attention_heads": 4, "intermediate_size": 64,
+        "hidden_act": "gelu", "max_position_embeddings": 130, "layer_norm_eps": 1e-5,
+        "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+        "relative_attention_num_buckets": 32, "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02
+    });
+    write_text_model(dir, &config, &tokenizer, "mpnet", 17)
+}
+
 /// A full-CLIP-style checkpoint: `vision_config` nested in `config.json`, tensors under
 /// `vision_model.`, like openai/clip-vit-base-patch32 (no text tower).
 pub fn write_tiny_clip(dir: &Path) -> Result<()> {
@@ -95,12 +114,12 @@ fn write_text_model(
     prefix: &str,
     seed: u64,
 ) -> Result<()> {
-    let parsed: BertConfig = serde_json::from_value(config.clone())?;
+    let text = serde_json::to_string_pretty(config)?;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    BertModel::new(if prefix.is_empty() { vb } else { vb.pp(prefix) }, &parsed)?;
+    TextModel::new(if prefix.is_empty() { vb } else { vb.pp(prefix) }, parse_config(&text)?)?;
     randomise(&varmap, seed)?;
-    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(config)?)?;
+    std::fs::write(dir.join("config.json"), text)?;
     varmap.save(dir.join("model.safetensors"))?;
     tokenizer
         .save(dir.join("tokenizer.json"), true)
@@ -220,6 +239,28 @@ pub fn write_slow_tokenizer(tokenizer: &Tokenizer, dir: &Path) -> Result<()> {
 /// The tiny BERT's tokenizer: lowercasing WordPiece over letters, digits and meme words.
 pub fn tiny_bert_tokenizer() -> Result<Tokenizer> {
     let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+    let mut tokenizer = tiny_wordpiece(&specials, "[UNK]")?;
+    tokenizer
+        .with_post_processor(Some(BertProcessing::new(("[SEP]".into(), 3), ("[CLS]".into(), 2))));
+    Ok(tokenizer)
+}
+
+/// The tiny MPNet's tokenizer: the tiny BERT's WordPiece with MPNet's special tokens and
+/// ids (`<s>` 0, `<pad>` 1, `</s>` 2), wrapping texts as RoBERTa does (`<s> … </s>`).
+pub fn tiny_mpnet_tokenizer() -> Result<Tokenizer> {
+    let specials = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"];
+    let mut tokenizer = tiny_wordpiece(&specials, "[UNK]")?;
+    tokenizer.with_post_processor(Some(
+        RobertaProcessing::new(("</s>".into(), 2), ("<s>".into(), 0))
+            .trim_offsets(true)
+            .add_prefix_space(false),
+    ));
+    Ok(tokenizer)
+}
+
+/// Lowercasing WordPiece over `specials` (ids from 0), letters, digits and meme words,
+/// without a post-processor.
+fn tiny_wordpiece(specials: &[&str], unk: &str) -> Result<Tokenizer> {
     let mut tokens: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
     let mut seen: BTreeSet<String> = tokens.iter().cloned().collect();
     let letters = ('a'..='z').chain('0'..='9').map(String::from);
@@ -234,7 +275,7 @@ pub fn tiny_bert_tokenizer() -> Result<Tokenizer> {
     let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
     let model = WordPiece::builder()
         .vocab(vocab)
-        .unk_token("[UNK]".into())
+        .unk_token(unk.into())
         .continuing_subword_prefix("##".into())
         .build()
         .map_err(|e| anyhow!("building the tiny WordPiece model: {e}"))?;
@@ -243,8 +284,6 @@ pub fn tiny_bert_tokenizer() -> Result<Tokenizer> {
         .with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
         .map_err(|e| anyhow!("{e}"))?;
     tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
-    tokenizer
-        .with_post_processor(Some(BertProcessing::new(("[SEP]".into(), 3), ("[CLS]".into(), 2))));
     tokenizer.with_decoder(Some(tokenizers::decoders::wordpiece::WordPiece::default()));
     let added: Vec<AddedToken> = specials.iter().map(|s| AddedToken::from(*s, true)).collect();
     tokenizer.add_special_tokens(added).map_err(|e| anyhow!("adding special tokens: {e}"))?;
@@ -316,6 +355,12 @@ mod tests {
         assert!(encoding.get_tokens().contains(&"Ġand".to_string()), "{encoding:?}");
         let empty = roberta.encode("", true).map_err(|e| anyhow!("{e}"))?;
         assert_eq!(empty.get_ids(), &[0, 2]);
+
+        let mpnet = tiny_mpnet_tokenizer()?;
+        let encoding = mpnet.encode("I feel anxious", true).map_err(|e| anyhow!("{e}"))?;
+        assert_eq!(encoding.get_tokens(), &["<s>", "i", "feel", "anxious", "</s>"]);
+        assert_eq!((encoding.get_ids()[0], encoding.get_ids()[4]), (0, 2));
+        assert_eq!(mpnet.token_to_id("<pad>"), Some(1));
         Ok(())
     }
 

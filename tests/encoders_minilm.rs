@@ -1,4 +1,4 @@
-//! The text encoder on the real all-MiniLM-L6-v2 (`./scripts/fetch-minilm.sh` installs it in
+//! The text encoder on the real all-MiniLM-L6-v2 (`./scripts/fetch-model.sh minilm` installs it in
 //! `models/`), checked against two independent implementations. Skips with a note when the
 //! model is absent.
 
@@ -17,7 +17,7 @@ use memescope::encoders::{
 fn minilm() -> Option<ModelFiles> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
     if !dir.join("model.safetensors").is_file() {
-        eprintln!("note: {} absent (run ./scripts/fetch-minilm.sh); skipping", dir.display());
+        eprintln!("note: {} absent (run ./scripts/fetch-model.sh minilm); skipping", dir.display());
         return None;
     }
     Some(resolve_model(dir.to_str().unwrap(), true).expect("MiniLM folder resolves"))

@@ -8,15 +8,16 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use image::{DynamicImage, Rgb, RgbImage};
 use memescope::config::Pooling;
-use memescope::encoders::bert::BertModel;
 use memescope::encoders::preprocess::preprocess_batch;
+use memescope::encoders::text_model::TextModel;
 use memescope::encoders::{
     resolve_model, resolve_model_with, HubSettings, TextEncoder, TextEncoderOptions,
     TokenizerFiles, VisionEncoder,
 };
 use memescope::testing::{
     tiny_bert_tokenizer, tiny_roberta_tokenizer, write_slow_tokenizer, write_tiny_bert,
-    write_tiny_clip, write_tiny_roberta, TINY_HIDDEN, TINY_IMAGE_SIZE, TINY_LAYERS,
+    write_tiny_clip, write_tiny_mpnet, write_tiny_roberta, TINY_HIDDEN, TINY_IMAGE_SIZE,
+    TINY_LAYERS,
 };
 
 fn options(layers: usize, pooling: Pooling, batch_size: usize) -> TextEncoderOptions {
@@ -93,6 +94,16 @@ fn tiny_roberta_features_are_independent_of_batch_composition() -> Result<()> {
     check_batch_independence(dir.path(), Pooling::Cls)
 }
 
+/// MPNet's relative-position bias depends only on distances between positions, and padding
+/// sits at the end, so batching must not change a text's vectors here either.
+#[test]
+fn tiny_mpnet_features_are_independent_of_batch_composition() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    write_tiny_mpnet(dir.path())?;
+    check_batch_independence(dir.path(), Pooling::Mean)?;
+    check_batch_independence(dir.path(), Pooling::Cls)
+}
+
 #[test]
 fn text_encoder_exposes_the_requested_top_layers_in_input_order() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -148,7 +159,7 @@ fn tiny_bert_matches_candle_transformers() -> Result<()> {
     let dir = tempfile::tempdir()?;
     write_tiny_bert(dir.path())?;
     let device = Device::Cpu;
-    let ours = BertModel::from_files(
+    let ours = TextModel::from_files(
         &dir.path().join("config.json"),
         &dir.path().join("model.safetensors"),
         &device,
@@ -405,5 +416,26 @@ fn tiny_roberta_and_clip_match_transformers_reference_values() -> Result<()> {
         &[1.542408, -0.550748, 0.394497, -1.985458, -1.40504, -0.912944],
         1e-5,
     );
+    Ok(())
+}
+
+/// The MPNet path (`mpnet.` prefix, RoBERTa-style positions, no token types, the
+/// relative-position bias with its buckets) against Hugging Face transformers' MPNetModel.
+/// Values printed by `scripts/reference_tiny.py` with torch 2.15.0 and transformers 5.24.0
+/// on this seeded fixture; regenerate them if it changes.
+#[test]
+fn tiny_mpnet_matches_transformers_reference_values() -> Result<()> {
+    let (_keep, root) = fixture_root()?;
+    write_tiny_mpnet(&root.join("mpnet"))?;
+    let texts = ["panic!!! why is nothing ok", "", "the cat and me, anxious at night"];
+    let encoder = text_encoder(&root.join("mpnet"), options(TINY_LAYERS + 1, Pooling::Mean, 8))?;
+    let got = encode(&encoder, &texts)?;
+    let row = |text: usize, state: usize| -> Result<Vec<f32>> {
+        Ok(got.narrow(0, text, 1)?.narrow(1, state, 1)?.flatten_all()?.to_vec1::<f32>()?)
+    };
+    let embeddings = [0.057832f32, -0.283717, 0.148691, 0.173999, 0.106211, 0.238706];
+    let top = [-0.124234f32, -0.251238, 0.299915, -0.028684, -0.190479, 0.103013];
+    assert_close("mpnet embeddings mean", &row(2, 0)?, &embeddings, 1e-5);
+    assert_close("mpnet top mean", &row(2, TINY_LAYERS)?, &top, 1e-5);
     Ok(())
 }

@@ -11,7 +11,7 @@ use memescope::encoders::{resolve_model, TextEncoder, TextEncoderOptions};
 use memescope::events::VecSink;
 use memescope::features::TokenStates;
 use memescope::model::TextTop;
-use memescope::testing::{write_tiny_bert, TINY_LAYERS};
+use memescope::testing::{write_tiny_bert, write_tiny_mpnet, TINY_LAYERS};
 use memescope::train::{self, StopFlag};
 
 const TEXTS: [&str; 5] = [
@@ -26,9 +26,22 @@ const TEXTS: [&str; 5] = [
 /// frozen encoder gives: same weights, same padding semantics, same pooling. Attention
 /// pooling starts as the mean.
 #[test]
-fn fine_tuned_layers_start_as_the_frozen_encoder() {
+fn fine_tuned_bert_layers_start_as_the_frozen_encoder() {
+    check_fine_tuned_layers_start_as_the_frozen_encoder(write_tiny_bert);
+}
+
+/// As for BERT; MPNet's fine-tuned layers also carry their own copy of the relative-position
+/// bias, which must start as the checkpoint's.
+#[test]
+fn fine_tuned_mpnet_layers_start_as_the_frozen_encoder() {
+    check_fine_tuned_layers_start_as_the_frozen_encoder(write_tiny_mpnet);
+}
+
+fn check_fine_tuned_layers_start_as_the_frozen_encoder(
+    write: fn(&std::path::Path) -> anyhow::Result<()>,
+) {
     let dir = tempfile::tempdir().unwrap();
-    write_tiny_bert(dir.path()).unwrap();
+    write(dir.path()).unwrap();
     let files = resolve_model(dir.path().to_str().unwrap(), true).unwrap();
     let texts: Vec<String> = TEXTS.iter().map(|t| t.to_string()).collect();
     for (finetune, exposed, pooling, frozen_pooling) in [

@@ -232,12 +232,21 @@ fn every_variable_gets_a_gradient_in_the_full_model() {
 /// (a fused, backward-less op in the encoder layers would leave them all without one).
 #[test]
 fn every_variable_gets_a_gradient_with_fine_tuned_text_layers() {
+    // 8 weight/bias pairs per layer; MPNet's layers also share a relative-position bias.
+    check_fine_tuned_text_layers_get_gradients(memescope::testing::write_tiny_bert, 0);
+    check_fine_tuned_text_layers_get_gradients(memescope::testing::write_tiny_mpnet, 1);
+}
+
+fn check_fine_tuned_text_layers_get_gradients(
+    write: fn(&std::path::Path) -> anyhow::Result<()>,
+    shared_vars: usize,
+) {
     use memescope::config::Pooling;
     use memescope::model::{TextTop, TokenBatch};
-    use memescope::testing::{write_tiny_bert, TINY_HIDDEN, TINY_LAYERS};
+    use memescope::testing::{TINY_HIDDEN, TINY_LAYERS};
 
     let dir = tempfile::tempdir().unwrap();
-    write_tiny_bert(dir.path()).unwrap();
+    write(dir.path()).unwrap();
     let files = memescope::encoders::resolve_model(dir.path().to_str().unwrap(), true).unwrap();
     // (fine-tuned layers, exposed states, pooling): all layers with the input exposed, or
     // the top one; attention pooling adds a learned scoring vector per exposed state.
@@ -254,7 +263,7 @@ fn every_variable_gets_a_gradient_with_fine_tuned_text_layers() {
         let count = |prefix: &str| {
             varmap.data().lock().unwrap().keys().filter(|n| n.starts_with(prefix)).count()
         };
-        assert_eq!(count("text_top."), 16 * finetune, "8 weight/bias pairs per fine-tuned layer");
+        assert_eq!(count("text_top."), 16 * finetune + shared_vars, "fine-tuning {finetune}");
         let pool_vars = if pooling == Pooling::Attention { exposed } else { 0 };
         assert_eq!(count("text_pool."), pool_vars, "{pooling:?}");
 

@@ -14,6 +14,7 @@ use candle_nn::{Embedding, Init, VarBuilder};
 use serde::Deserialize;
 
 use super::ops::{self, Activation, LayerNorm, Linear, Mode};
+use super::transformer_layer::LayerShape;
 use super::weights::{find_prefix, open_weights};
 
 /// A `CLIPVisionConfig`; missing fields take Hugging Face's defaults (ViT-B/32), as
@@ -91,15 +92,7 @@ impl ClipVisionConfig {
         };
         let config: ClipVisionConfig =
             serde_json::from_value(vision).context("not a CLIP vision config")?;
-        if config.num_attention_heads == 0
-            || !config.hidden_size.is_multiple_of(config.num_attention_heads)
-        {
-            bail!(
-                "hidden_size {} is not a multiple of num_attention_heads {}",
-                config.hidden_size,
-                config.num_attention_heads
-            );
-        }
+        LayerShape::check_heads(config.hidden_size, config.num_attention_heads)?;
         if config.patch_size == 0 || !config.image_size.is_multiple_of(config.patch_size) {
             bail!(
                 "image_size {} is not a multiple of patch_size {}",

@@ -1,18 +1,22 @@
 //! Frozen pretrained encoders, loaded from Hugging Face-format files with candle.
 //!
-//! `text`: BERT- and RoBERTa-family encoders (all-MiniLM-L6-v2, Mental-RoBERTa).
+//! `text`: the text encoder over the families of `text_model` — BERT/RoBERTa (`bert`:
+//! all-MiniLM-L6-v2, Mental-RoBERTa) and MPNet (`mpnet`: all-mpnet-base-v2).
 //! `vision`: CLIP ViT image towers. Both expose one pooled vector per top layer, which is
 //! what the fusion model consumes and what the feature cache stores.
 
 pub mod bert;
 pub mod clip;
 pub mod fast_gelu;
+pub mod mpnet;
 pub mod ops;
 pub mod preprocess;
 pub mod resolve;
 pub mod text;
+pub mod text_model;
 pub mod tokenizer;
 mod tokenizer_settings;
+pub mod transformer_layer;
 pub mod vision;
 mod weights;
 

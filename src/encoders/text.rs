@@ -1,11 +1,12 @@
-//! The frozen text encoder: tokenise, run BERT/RoBERTa, pool the top layers.
+//! The frozen text encoder: tokenise, run the model (any family of [`super::text_model`]),
+//! pool the top layers.
 
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 use rayon::prelude::*;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
-use super::bert::BertModel;
+use super::text_model::TextModel;
 use super::{ModelFiles, ProgressFn};
 use crate::config::Pooling;
 
@@ -33,7 +34,7 @@ impl TextEncoderOptions {
 }
 
 pub struct TextEncoder {
-    model: BertModel,
+    model: TextModel,
     tokenizer: Tokenizer,
     options: TextEncoderOptions,
     device: Device,
@@ -45,7 +46,7 @@ impl TextEncoder {
             .tokenizer
             .as_ref()
             .with_context(|| format!("the text encoder `{}` has no tokenizer", files.spec))?;
-        let model = BertModel::from_files(&files.config, &files.weights, device)?;
+        let model = TextModel::from_files(&files.config, &files.weights, device)?;
         let max_input = model.config().max_input_length();
         if options.max_length < 2 || options.max_length > max_input {
             bail!(
@@ -89,7 +90,7 @@ impl TextEncoder {
     }
 
     /// The underlying encoder, e.g. to fine-tune its top layers.
-    pub fn model(&self) -> &BertModel {
+    pub fn model(&self) -> &TextModel {
         &self.model
     }
 
@@ -207,7 +208,7 @@ impl TextEncoder {
     /// Token ids, type ids and the 0/1 mask of one batch, padded to its longest text.
     fn padded_inputs(&self, batch: &[&Encoding]) -> Result<(Tensor, Tensor, Tensor)> {
         let seq = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-        let pad = self.model.config().pad_token_id;
+        let pad = self.model.config().pad_token_id();
         let (mut ids, mut types, mut mask) = (Vec::new(), Vec::new(), Vec::new());
         for encoding in batch {
             let len = encoding.get_ids().len();

@@ -199,7 +199,7 @@ fn token_states(
     let settings = &config.text_encoder;
     let files = resolve_model(&settings.model, true)?;
     let texts = model_texts(config, samples);
-    let layers = crate::encoders::bert::BertConfig::from_file(&files.config)?.num_hidden_layers;
+    let layers = crate::encoders::text_model::read_config(&files.config)?.num_layers();
     let Some(from_layer) = layers.checked_sub(settings.finetune_layers) else {
         bail!(
             "text_encoder.finetune_layers = {} is more than the {layers} layers of `{}`",

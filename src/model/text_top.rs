@@ -15,12 +15,13 @@ use candle_nn::VarMap;
 
 use super::attention_pool::AttentionPool;
 use crate::config::Pooling;
-use crate::encoders::bert::{pretrained_layers, BertLayer};
 use crate::encoders::ops::{attention_bias, Mode};
 use crate::encoders::text::pool;
+use crate::encoders::text_model::{pretrained_layers, read_config, LayerStack};
 use crate::encoders::ModelFiles;
 
-/// Where the fine-tuned layers keep their variables (`text_top.{i}.attention.…`): a
+/// Where the fine-tuned layers keep their variables (`text_top.{i}.attention.…`, and what
+/// they share, e.g. MPNet's `text_top.relative_attention_bias.weight`): a
 /// checkpoint's tensor name prefix, and how the trainer tells encoder from head variables.
 pub const TEXT_TOP: &str = "text_top";
 
@@ -34,7 +35,8 @@ pub struct TokenBatch {
 }
 
 pub struct TextTop {
-    layers: Vec<BertLayer>,
+    /// The fine-tuned layers, of whichever family the checkpoint is.
+    layers: Box<dyn LayerStack>,
     /// How many of the hidden states (the input, then each layer's output) are exposed,
     /// counted from the top.
     exposed: usize,
@@ -71,8 +73,7 @@ impl TextTop {
                 finetune + 1
             );
         }
-        let config = crate::encoders::bert::BertConfig::from_file(&files.config)?;
-        let total = config.num_hidden_layers;
+        let total = read_config(&files.config)?.num_layers();
         let Some(first) = total.checked_sub(finetune) else {
             bail!(
                 "text_encoder.finetune_layers = {finetune} is more than the {total} layers of `{}`",
@@ -86,12 +87,15 @@ impl TextTop {
                     format!("loading the top {finetune} layers of `{}`", files.spec)
                 })?;
         let pool = match pooling {
-            Pooling::Attention => {
-                TextPool::Learned(AttentionPool::new(exposed, config.hidden_size, varmap, device)?)
-            }
+            Pooling::Attention => TextPool::Learned(AttentionPool::new(
+                exposed,
+                config.hidden_size(),
+                varmap,
+                device,
+            )?),
             Pooling::Cls | Pooling::Mean => TextPool::Fixed(pooling),
         };
-        Ok(Self { layers, exposed, pool, hidden: config.hidden_size })
+        Ok(Self { layers, exposed, pool, hidden: config.hidden_size() })
     }
 
     /// `(layers exposed, hidden)`: the shape of the text stream this produces per sample.
@@ -110,13 +114,15 @@ impl TextTop {
                 self.hidden
             );
         }
-        let bias = attention_bias(&tokens.mask)?;
         let mut states = vec![tokens.states.clone()];
-        for layer in &self.layers {
-            let last = states.last().expect("starts with the input");
-            let next = layer.forward(last, &bias, mode).map_err(wrap)?;
-            states.push(next);
-        }
+        states.extend(self.layers.forward(
+            &tokens.states,
+            &tokens.mask,
+            0..self.layers.len(),
+            mode,
+        )?);
+        // The attention pool masks padding with the same bias as the layers' attention.
+        let bias = attention_bias(&tokens.mask)?;
         let pooled = states[states.len() - self.exposed..]
             .iter()
             .enumerate()
