@@ -9,14 +9,21 @@ mod tokens;
 
 pub use build::{featurize_samples, model_texts, text_cache_key, FeatureInput, FeatureReport};
 pub use lexical::{hashed_ngrams, LexicalFeatures, LexicalSpec};
-pub use tokens::TokenStates;
+pub use tokens::{TokenBatch, TokenStates};
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use candle_core::Tensor;
 
-use crate::model::FeatureDims;
+/// Shapes of the pooled features (what the fusion model is built for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureDims {
+    /// Exposed text layers and their width; `None` when the text stream is off.
+    pub text: Option<(usize, usize)>,
+    /// Exposed image layers and their width; `None` when the run is text-only.
+    pub image: Option<(usize, usize)>,
+}
 
 /// Features of a whole dataset file, in sample order.
 #[derive(Debug, Clone)]

@@ -4,7 +4,14 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 
-use crate::model::TokenBatch;
+/// A padded batch of token states: what the fine-tuned text layers take.
+#[derive(Debug, Clone)]
+pub struct TokenBatch {
+    /// `(batch, seq, hidden)`, zero past each text's end.
+    pub states: Tensor,
+    /// `(batch, seq)` u32: 1 for a real token, 0 for padding.
+    pub mask: Tensor,
+}
 
 /// Every text's token states, concatenated: no memory is spent on padding, which on meme
 /// texts (a few words to a paragraph) would be most of it.

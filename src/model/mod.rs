@@ -34,7 +34,9 @@ use layers::as_mask;
 use member::Member;
 use moe::load_balance_loss;
 pub use seeded_init::SeededVarMap;
-pub use text_top::{TextTop, TokenBatch, TEXT_TOP};
+pub use text_top::{TextTop, TEXT_TOP};
+// The shapes and batches the model consumes are the features layer's types.
+pub use crate::features::{FeatureDims, TokenBatch};
 
 /// Where each modality's projection keeps its weights (a checkpoint's tensor name prefixes).
 const TEXT_PROJECTION: &str = "text_projection";
@@ -43,24 +45,13 @@ const TEXT_PROJECTION: &str = "text_projection";
 pub const LEXICAL: &str = "lexical";
 const IMAGE_PROJECTION: &str = "image_projection";
 
-/// Shapes of the cached features the model consumes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FeatureDims {
-    /// Exposed text layers and their width; `None` when the text stream is off.
-    pub text: Option<(usize, usize)>,
-    /// Exposed image layers and their width; `None` when the run is text-only.
-    pub image: Option<(usize, usize)>,
-}
-
-impl FeatureDims {
-    /// The feature shapes a saved model was built for, read off its projection weights,
-    /// so that a checkpoint can be rebuilt before (and checked against) any features.
-    pub fn of_weights(weights: &HashMap<String, Tensor>) -> Result<FeatureDims> {
-        Ok(FeatureDims {
-            text: projection::input_shape(weights, TEXT_PROJECTION)?,
-            image: projection::input_shape(weights, IMAGE_PROJECTION)?,
-        })
-    }
+/// The feature shapes a saved model was built for, read off its projection weights, so
+/// that a checkpoint can be rebuilt before (and checked against) any features.
+pub fn dims_of_weights(weights: &HashMap<String, Tensor>) -> Result<FeatureDims> {
+    Ok(FeatureDims {
+        text: projection::input_shape(weights, TEXT_PROJECTION)?,
+        image: projection::input_shape(weights, IMAGE_PROJECTION)?,
+    })
 }
 
 /// One mini-batch of cached features.

@@ -19,20 +19,12 @@ use crate::encoders::ops::{attention_bias, Mode};
 use crate::encoders::text::pool;
 use crate::encoders::text_model::{pretrained_layers, read_config, LayerStack};
 use crate::encoders::ModelFiles;
+use crate::features::TokenBatch;
 
 /// Where the fine-tuned layers keep their variables (`text_top.{i}.attention.…`, and what
 /// they share, e.g. MPNet's `text_top.relative_attention_bias.weight`): a
 /// checkpoint's tensor name prefix, and how the trainer tells encoder from head variables.
 pub const TEXT_TOP: &str = "text_top";
-
-/// A padded batch of token states.
-#[derive(Debug, Clone)]
-pub struct TokenBatch {
-    /// `(batch, seq, hidden)`, zero past each text's end.
-    pub states: Tensor,
-    /// `(batch, seq)` u32: 1 for a real token, 0 for padding.
-    pub mask: Tensor,
-}
 
 pub struct TextTop {
     /// The fine-tuned layers, of whichever family the checkpoint is.

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::data::LabelSpace;
 use crate::features::Features;
 use crate::metrics::Metrics;
-use crate::model::{FeatureDims, FusionModel};
+use crate::model::{dims_of_weights, FusionModel};
 use crate::runs::{read_json, Report, RunDir};
 
 /// Samples per forward pass when scoring.
@@ -54,7 +54,7 @@ pub fn load_trained_run(run_dir: &Path) -> Result<TrainedRun> {
     let checkpoint = run.best_checkpoint();
     let weights = candle_core::safetensors::load(&checkpoint, &Device::Cpu)
         .with_context(|| format!("reading {}", checkpoint.display()))?;
-    let dims = FeatureDims::of_weights(&weights)
+    let dims = dims_of_weights(&weights)
         .with_context(|| format!("reading the model's shape from {}", checkpoint.display()))?;
     drop(weights);
     let (model, mut varmap) =
