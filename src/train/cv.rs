@@ -20,12 +20,13 @@ use serde::{Deserialize, Serialize};
 use super::prepare::{load_train, prepare_eval, Prepared, Split};
 use super::run_log::RunLog;
 use super::trained::load_trained_run;
+use super::resume::Start;
 use super::{select_device, train_on, StopFlag};
 use crate::config::Config;
 use crate::data::{fold_train_indices, stratified_folds, stratified_split};
 use crate::events::TrainEvent;
 use crate::metrics::Metrics;
-use crate::runs::{write_json, CvDir, RunDir, TrainState};
+use crate::runs::{write_json, CvDir, RunDir};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoldResult {
@@ -138,16 +139,18 @@ pub fn cross_validate(
         let summary = train_on(
             &config,
             &run,
-            TrainState::default(),
+            Start::fresh(),
             &prepared,
             &device,
             &mut log_event,
             stop,
         )
         .with_context(|| format!("fold {fold} of {k}"))?;
-        log.emit(TrainEvent::Finished(summary.clone()));
+        if !stop.stopped_a_run() {
+            log.emit(TrainEvent::Finished(summary.clone()));
+        }
         log.finish().with_context(|| format!("writing {}", run.events().display()))?;
-        if stop.is_requested() {
+        if stop.stopped_a_run() {
             bail!("cross-validation stopped during fold {fold}");
         }
         let held_out_metrics = score_held_out(&run, &loaded.side(held_out)?)
