@@ -83,9 +83,8 @@ fn sigterm_stops_at_a_step_boundary_and_exits_143() {
 
     // A resume may extend the run, but not change it.
     let path = run.path.to_str().unwrap();
-    let refused = memescope(&["train", "--resume", path, "--set", "model.dropout=0.5"])
-        .output()
-        .unwrap();
+    let refused =
+        memescope(&["train", "--resume", path, "--set", "model.dropout=0.5"]).output().unwrap();
     assert_eq!(refused.status.code(), Some(1));
     let message = text(&refused.stderr);
     assert!(message.contains("model.dropout=0.5") && message.contains("train.epochs"), "{message}");
@@ -97,7 +96,10 @@ fn sigterm_stops_at_a_step_boundary_and_exits_143() {
     let extended = memescope(&["train", "--resume", path, "--set", &epochs]).output().unwrap();
     assert_eq!(extended.status.code(), Some(0), "{}", text(&extended.stderr));
     let report: runs::Report = runs::read_json(&run.report()).unwrap();
-    assert_eq!((report.status, report.epochs_run), (RunStatus::Finished, state.completed_epochs + 1));
+    assert_eq!(
+        (report.status, report.epochs_run),
+        (RunStatus::Finished, state.completed_epochs + 1)
+    );
 }
 
 #[test]

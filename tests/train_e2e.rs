@@ -171,8 +171,7 @@ fn diverging_loss_fails_clearly_and_keeps_the_last_good_checkpoint() {
     std::fs::write(good.run_dir.join("config.toml"), config.to_toml_string()).unwrap();
     let mut sink = VecSink::default();
     let extend = ResumeOptions { epochs: Some(3), ..Default::default() };
-    let error =
-        train::resume(&good.run_dir, &extend, &mut sink, &StopFlag::default()).unwrap_err();
+    let error = train::resume(&good.run_dir, &extend, &mut sink, &StopFlag::default()).unwrap_err();
     let message = format!("{error:#}");
     assert!(message.contains("loss became") && message.contains("epoch 2"), "{message}");
     match sink.0.last() {
@@ -222,7 +221,9 @@ fn resume_after_a_stop_ends_bit_identical_to_an_uninterrupted_run() {
     for file in ["last.safetensors", "best.safetensors"] {
         let (a, b) = (weights(&whole.run_dir.join(file)), weights(&stopped.run_dir.join(file)));
         assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-        assert!(a.keys().any(|name| name.starts_with("optimizer/")) == (file == "last.safetensors"));
+        assert!(
+            a.keys().any(|name| name.starts_with("optimizer/")) == (file == "last.safetensors")
+        );
         for (name, values) in &a {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert!(bits(values) == bits(&b[name]), "{file}: {name} differs after the resume");
@@ -238,7 +239,10 @@ fn resume_after_a_stop_ends_bit_identical_to_an_uninterrupted_run() {
         runs::read_json(&dir.join("state.json")).unwrap()
     };
     let (a, b) = (state(&whole.run_dir), state(&stopped.run_dir));
-    assert_eq!((a.global_step, a.best_score, a.lr_scale), (b.global_step, b.best_score, b.lr_scale));
+    assert_eq!(
+        (a.global_step, a.best_score, a.lr_scale),
+        (b.global_step, b.best_score, b.lr_scale)
+    );
 }
 
 /// A finished run resumes only to be extended (`train.epochs`); a damaged last checkpoint is

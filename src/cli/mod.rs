@@ -208,9 +208,7 @@ pub fn main() -> Result<ExitCode> {
                 };
                 train::run(job).await
             }
-            Command::Eval { run, data, images } => {
-                done(eval::run(&run, &data, images.as_deref()))
-            }
+            Command::Eval { run, data, images } => done(eval::run(&run, &data, images.as_deref())),
             Command::Predict { run, images, json } => done(predict::run(&run, &images, json)),
             Command::Cache(args) => done(cache::run(&args.load()?)),
             Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed).await,

@@ -189,7 +189,10 @@ mod tests {
 
     fn optimizer() -> OptimizerState {
         let t = |v: f32| Tensor::full(v, (2, 3), &Device::Cpu).unwrap();
-        OptimizerState { step: 8, moments: BTreeMap::from([("head.weight".into(), (t(0.5), t(0.25)))]) }
+        OptimizerState {
+            step: 8,
+            moments: BTreeMap::from([("head.weight".into(), (t(0.5), t(0.25)))]),
+        }
     }
 
     #[test]

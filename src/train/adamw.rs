@@ -147,7 +147,11 @@ impl FusedAdamW {
         }
         for (m, (first, second)) in self.moments.iter_mut().zip(moments) {
             if first.shape() != m.var.shape() || second.shape() != m.var.shape() {
-                candle_core::bail!("saved moments of shape {:?} for a parameter of shape {:?}", first.shape(), m.var.shape());
+                candle_core::bail!(
+                    "saved moments of shape {:?} for a parameter of shape {:?}",
+                    first.shape(),
+                    m.var.shape()
+                );
             }
             m.buffers = match &m.buffers {
                 Buffers::Host { .. } => Buffers::Host {
@@ -236,7 +240,8 @@ mod tests {
             for _ in 0..2 {
                 step(&split, &mut after)?;
             }
-            let bits = |v: &Var| v.as_tensor().flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>();
+            let bits =
+                |v: &Var| v.as_tensor().flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>();
             assert_eq!(bits(&whole)?, bits(&split)?, "{dtype:?}");
             // Without the moments the continuation differs: the test can tell.
             let fresh = Var::from_tensor(&start)?;

@@ -18,9 +18,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::prepare::{load_train, prepare_eval, Prepared, Split};
+use super::resume::Start;
 use super::run_log::RunLog;
 use super::trained::load_trained_run;
-use super::resume::Start;
 use super::{select_device, train_on, StopFlag};
 use crate::config::Config;
 use crate::data::{fold_train_indices, stratified_folds, stratified_split};
@@ -136,16 +136,9 @@ pub fn cross_validate(
         };
         let mut log = RunLog::open(&run, &mut forward)?;
         let mut log_event = |event: TrainEvent| log.emit(event);
-        let summary = train_on(
-            &config,
-            &run,
-            Start::fresh(),
-            &prepared,
-            &device,
-            &mut log_event,
-            stop,
-        )
-        .with_context(|| format!("fold {fold} of {k}"))?;
+        let summary =
+            train_on(&config, &run, Start::fresh(), &prepared, &device, &mut log_event, stop)
+                .with_context(|| format!("fold {fold} of {k}"))?;
         if !stop.stopped_a_run() {
             log.emit(TrainEvent::Finished(summary.clone()));
         }

@@ -134,7 +134,8 @@ fn checkpoint_start(run: &RunDir, from: ResumeFrom) -> Result<Start> {
     if from == ResumeFrom::Best {
         notice = Some("resuming from the best epoch: the optimizer's moments start afresh");
     }
-    let notice = notice.map(|n| format!("{} after epoch {}: {n}", path.display(), state.completed_epochs));
+    let notice =
+        notice.map(|n| format!("{} after epoch {}: {n}", path.display(), state.completed_epochs));
     let checkpoint = Some((path, checkpoint));
     Ok(Start { state, checkpoint, notice })
 }

@@ -87,10 +87,7 @@ pub async fn run_watch(run_dir: PathBuf) -> Result<Option<StopSignal>> {
     run_dashboard(app, Some(follower)).await
 }
 
-async fn run_dashboard(
-    mut app: App,
-    follower: Option<EventLogTail>,
-) -> Result<Option<StopSignal>> {
+async fn run_dashboard(mut app: App, follower: Option<EventLogTail>) -> Result<Option<StopSignal>> {
     // Raw mode turns Ctrl-C into a key; a signal (from `kill`, a scheduler) still comes.
     let signals = StopSignals::listen().context("listening for SIGINT and SIGTERM")?;
     let mut guard = TerminalGuard::enter()?;
