@@ -144,15 +144,11 @@ fn stop_request_leaves_a_consistent_run_that_resumes() {
         train::resume(&summary.run_dir, &ResumeOptions::default(), &mut sink, &StopFlag::default())
             .unwrap();
     assert_eq!(resumed.epochs_run, 4);
-    let epochs: Vec<usize> = sink
-        .0
-        .iter()
-        .filter_map(|e| match e {
-            TrainEvent::Epoch(r) => Some(r.epoch),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(epochs, vec![2, 3, 4], "resume continues after the last completed epoch");
+    assert_eq!(
+        epochs_in(&sink.0),
+        vec![2, 3, 4],
+        "resume continues after the last completed epoch"
+    );
     let all = read_events(&summary.run_dir.join("events.jsonl")).unwrap();
     assert!(all.iter().any(|e| matches!(e, TrainEvent::Stopped { .. })));
     assert!(matches!(all.last(), Some(TrainEvent::Finished(_))));
@@ -255,15 +251,7 @@ fn resume_extends_finished_runs_and_never_silently_skips_a_damaged_checkpoint() 
     let resume = |options: ResumeOptions| {
         let mut sink = VecSink::default();
         let outcome = train::resume(&run, &options, &mut sink, &StopFlag::default());
-        let epochs: Vec<usize> = sink
-            .0
-            .iter()
-            .filter_map(|e| match e {
-                TrainEvent::Epoch(r) => Some(r.epoch),
-                _ => None,
-            })
-            .collect();
-        (outcome, epochs)
+        (outcome, epochs_in(&sink.0))
     };
     let message = format!("{:#}", resume(ResumeOptions::default()).0.unwrap_err());
     assert!(message.contains("train.epochs"), "{message}");
@@ -290,6 +278,17 @@ fn resume_extends_finished_runs_and_never_silently_skips_a_damaged_checkpoint() 
     assert_eq!(outcome.unwrap().epochs_run, 4);
     assert_eq!(epochs, (best_epoch + 1..=4).collect::<Vec<_>>());
     assert!(runs::read_checkpoint(&last, &candle_core::Device::Cpu).is_ok());
+}
+
+/// The epochs that `events` report as ended, in order.
+fn epochs_in(events: &[TrainEvent]) -> Vec<usize> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Epoch(r) => Some(r.epoch),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Every tensor of a checkpoint by name, as plain numbers (file byte order is not stable).
