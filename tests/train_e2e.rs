@@ -7,7 +7,7 @@ use memescope::config::Config;
 use memescope::data::{Dataset, DatasetFormat};
 use memescope::events::{read_events, TrainEvent, VecSink};
 use memescope::runs;
-use memescope::train::{self, StopFlag};
+use memescope::train::{self, ResumeFrom, ResumeOptions, StopFlag};
 
 /// A temporary directory holding synthetic `format` data (`per_class` memes of each label,
 /// drawn from `seed`), tiny random BERT and CLIP checkpoints, and the config of a run over
@@ -140,17 +140,15 @@ fn stop_request_leaves_a_consistent_run_that_resumes() {
     assert_eq!(state.completed_epochs, 1);
 
     let mut sink = VecSink::default();
-    let resumed = train::resume(&summary.run_dir, &mut sink, &StopFlag::default()).unwrap();
+    let resumed =
+        train::resume(&summary.run_dir, &ResumeOptions::default(), &mut sink, &StopFlag::default())
+            .unwrap();
     assert_eq!(resumed.epochs_run, 4);
-    let epochs: Vec<usize> = sink
-        .0
-        .iter()
-        .filter_map(|e| match e {
-            TrainEvent::Epoch(r) => Some(r.epoch),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(epochs, vec![2, 3, 4], "resume continues after the last completed epoch");
+    assert_eq!(
+        epochs_in(&sink.0),
+        vec![2, 3, 4],
+        "resume continues after the last completed epoch"
+    );
     let all = read_events(&summary.run_dir.join("events.jsonl")).unwrap();
     assert!(all.iter().any(|e| matches!(e, TrainEvent::Stopped { .. })));
     assert!(matches!(all.last(), Some(TrainEvent::Finished(_))));
@@ -163,13 +161,13 @@ fn diverging_loss_fails_clearly_and_keeps_the_last_good_checkpoint() {
     let good = train::run(config.clone(), &mut VecSink::default(), &StopFlag::default()).unwrap();
     let checkpoint = std::fs::read(good.run_dir.join("last.safetensors")).unwrap();
 
-    // Continue the run with a learning rate that must blow up.
-    config.train.epochs = 3;
+    // Extend the run with a learning rate that must blow up.
     config.train.lr = 1e38;
     config.train.grad_clip = 0.0;
     std::fs::write(good.run_dir.join("config.toml"), config.to_toml_string()).unwrap();
     let mut sink = VecSink::default();
-    let error = train::resume(&good.run_dir, &mut sink, &StopFlag::default()).unwrap_err();
+    let extend = ResumeOptions { epochs: Some(3), ..Default::default() };
+    let error = train::resume(&good.run_dir, &extend, &mut sink, &StopFlag::default()).unwrap_err();
     let message = format!("{error:#}");
     assert!(message.contains("loss became") && message.contains("epoch 2"), "{message}");
     match sink.0.last() {
@@ -183,6 +181,114 @@ fn diverging_loss_fails_clearly_and_keeps_the_last_good_checkpoint() {
     );
     let report: runs::Report = runs::read_json(&good.run_dir.join("report.json")).unwrap();
     assert_eq!(report.status, runs::RunStatus::Failed);
+}
+
+/// A run's weights and optimizer state, stopped after epoch 2 and resumed, end bit-identical
+/// to the same run never interrupted: the checkpoint carries the moments and the progress,
+/// batches and dropout masks derive from the seed, the epoch and the step.
+#[test]
+fn resume_after_a_stop_ends_bit_identical_to_an_uninterrupted_run() {
+    let (_dir, _, mut config) = synthetic_run("axiom", 6, 12);
+    config.train.epochs = 4;
+    config.model.dropout = 0.2;
+    let whole = train::run(config.clone(), &mut VecSink::default(), &StopFlag::default()).unwrap();
+
+    struct StopInEpochThree(StopFlag);
+    impl memescope::events::EventSink for StopInEpochThree {
+        fn emit(&mut self, event: &TrainEvent) -> anyhow::Result<()> {
+            if matches!(event, TrainEvent::Step(s) if s.epoch == 3) {
+                self.0.request();
+            }
+            Ok(())
+        }
+    }
+    let stop = StopFlag::default();
+    let stopped = train::run(config, &mut StopInEpochThree(stop.clone()), &stop).unwrap();
+    assert!(stop.stopped_a_run());
+    assert_eq!(stopped.epochs_run, 2);
+    let report: runs::Report = runs::read_json(&stopped.run_dir.join("report.json")).unwrap();
+    assert_eq!(report.status, runs::RunStatus::Stopped);
+    let options = ResumeOptions::default();
+    let resumed =
+        train::resume(&stopped.run_dir, &options, &mut VecSink::default(), &StopFlag::default())
+            .unwrap();
+    assert_eq!(resumed.epochs_run, 4);
+
+    for file in ["last.safetensors", "best.safetensors"] {
+        let (a, b) = (weights(&whole.run_dir.join(file)), weights(&stopped.run_dir.join(file)));
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        assert!(
+            a.keys().any(|name| name.starts_with("optimizer/")) == (file == "last.safetensors")
+        );
+        for (name, values) in &a {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(bits(values) == bits(&b[name]), "{file}: {name} differs after the resume");
+        }
+    }
+    let report = |dir: &std::path::Path| -> runs::Report {
+        runs::read_json(&dir.join("report.json")).unwrap()
+    };
+    let (a, b) = (report(&whole.run_dir), report(&stopped.run_dir));
+    assert_eq!((a.best_epoch, &a.metrics), (b.best_epoch, &b.metrics));
+    assert_eq!(b.status, runs::RunStatus::Finished);
+    let state = |dir: &std::path::Path| -> runs::TrainState {
+        runs::read_json(&dir.join("state.json")).unwrap()
+    };
+    let (a, b) = (state(&whole.run_dir), state(&stopped.run_dir));
+    assert_eq!(
+        (a.global_step, a.best_score, a.lr_scale),
+        (b.global_step, b.best_score, b.lr_scale)
+    );
+}
+
+/// A finished run resumes only to be extended (`train.epochs`); a damaged last checkpoint is
+/// an error naming it, and the best one is used only when asked.
+#[test]
+fn resume_extends_finished_runs_and_never_silently_skips_a_damaged_checkpoint() {
+    let (_dir, _, mut config) = synthetic_run("axiom", 6, 13);
+    config.train.epochs = 2;
+    let run = train::run(config, &mut VecSink::default(), &StopFlag::default()).unwrap().run_dir;
+    let resume = |options: ResumeOptions| {
+        let mut sink = VecSink::default();
+        let outcome = train::resume(&run, &options, &mut sink, &StopFlag::default());
+        (outcome, epochs_in(&sink.0))
+    };
+    let message = format!("{:#}", resume(ResumeOptions::default()).0.unwrap_err());
+    assert!(message.contains("train.epochs"), "{message}");
+
+    let (outcome, epochs) = resume(ResumeOptions { epochs: Some(3), ..Default::default() });
+    assert_eq!(outcome.unwrap().epochs_run, 3);
+    assert_eq!(epochs, [3]);
+    let saved = memescope::config::Config::load(&run.join("config.toml"), &[]).unwrap();
+    assert_eq!(saved.train.epochs, 3, "config.toml says how far the run goes now");
+    let best_epoch = runs::read_json::<runs::Report>(&run.join("report.json")).unwrap().best_epoch;
+
+    let last = run.join("last.safetensors");
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
+    let extend = ResumeOptions { epochs: Some(4), ..Default::default() };
+    let (outcome, epochs) = resume(extend.clone());
+    let message = format!("{:#}", outcome.unwrap_err());
+    assert!(message.contains(&last.display().to_string()), "{message}");
+    assert!(message.contains("corrupt or truncated") && message.contains("--resume-from best"));
+    assert!(epochs.is_empty(), "nothing trained");
+    assert_eq!(std::fs::read(&last).unwrap().len(), bytes.len() / 2, "left for inspection");
+
+    let (outcome, epochs) = resume(ResumeOptions { from: ResumeFrom::Best, ..extend });
+    assert_eq!(outcome.unwrap().epochs_run, 4);
+    assert_eq!(epochs, (best_epoch + 1..=4).collect::<Vec<_>>());
+    assert!(runs::read_checkpoint(&last, &candle_core::Device::Cpu).is_ok());
+}
+
+/// The epochs that `events` report as ended, in order.
+fn epochs_in(events: &[TrainEvent]) -> Vec<usize> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Epoch(r) => Some(r.epoch),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Every tensor of a checkpoint by name, as plain numbers (file byte order is not stable).

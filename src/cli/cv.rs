@@ -1,13 +1,48 @@
 //! `memescope cv`: stratified k-fold cross-validation of a config on its training file.
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 
 use crate::config::Config;
 use crate::events::TrainEvent;
 use crate::runs::CvDir;
+use crate::signals::StopSignals;
 use crate::train::{cross_validate, StopFlag};
 
-pub fn run(config: Config, folds: usize, seed: Option<u64>) -> Result<()> {
+/// Runs the folds off the async workers; SIGINT or SIGTERM stops the fold in flight at its
+/// next step and exits 130 or 143.
+pub async fn run(config: Config, folds: usize, seed: Option<u64>) -> Result<ExitCode> {
+    let signals = StopSignals::listen()?;
+    let stop = StopFlag::default();
+    let (first, flag) = (signals.clone(), stop.clone());
+    tokio::spawn(async move {
+        let signal = first.first().await;
+        eprintln!("\n{}: stopping the fold at the next step (again to stop now)…", signal.name());
+        flag.request();
+    });
+    let outcome = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || cross_validate_and_print(config, folds, seed, &stop))
+            .await?
+    };
+    match (signals.received(), stop.stopped_a_run()) {
+        (Some(signal), true) => {
+            if let Err(error) = outcome {
+                eprintln!("{error:#}");
+            }
+            Ok(signal.exit_code())
+        }
+        _ => outcome.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn cross_validate_and_print(
+    config: Config,
+    folds: usize,
+    seed: Option<u64>,
+    stop: &StopFlag,
+) -> Result<()> {
     let seed = seed.unwrap_or(config.data.split_seed);
     // Fold 0 is the preparation every fold shares (data, features, the validation file).
     let label = |fold: usize| match fold {
@@ -35,7 +70,7 @@ pub fn run(config: Config, folds: usize, seed: Option<u64>) -> Result<()> {
         ),
         _ => {}
     };
-    let summary = cross_validate(config, folds, seed, &mut show, &StopFlag::default())?;
+    let summary = cross_validate(config, folds, seed, &mut show, stop)?;
     println!(
         "fold  train  select  held-out  best-epoch  select-macro  macro-F1  weighted-F1  seconds"
     );

@@ -11,11 +11,14 @@ mod train;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::ocr::OcrPolicy;
+use crate::train::{ResumeFrom, ResumeOptions};
 
 /// Train, compare and dissect multimodal classifiers of mental-health memes.
 #[derive(Debug, Parser)]
@@ -30,6 +33,7 @@ pub enum Command {
     /// Open the dashboard and train from it (the default command).
     Tui(ConfigArgs),
     /// Train a model; prints the run directory.
+    #[command(after_help = EXIT_STATUS)]
     Train {
         #[command(flatten)]
         config: ConfigArgs,
@@ -37,9 +41,15 @@ pub enum Command {
         /// terminal, and with --resume).
         #[arg(long)]
         headless: bool,
-        /// Continue an interrupted run from its last completed epoch.
-        #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+        /// Continue a run, with its own config, from its last completed epoch: it ends as
+        /// it would have uninterrupted. With `--set train.epochs=N` it also extends a
+        /// finished run; no other setting can change.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "ocr"])]
         resume: Option<PathBuf>,
+        /// The checkpoint to resume from: `best` goes back to the best epoch when the last
+        /// checkpoint is damaged (the epochs after it are trained again).
+        #[arg(long, value_enum, value_name = "CHECKPOINT", requires = "resume", default_value_t)]
+        resume_from: ResumeFrom,
     },
     /// Evaluate a trained run on a labelled file; prints a JSON report.
     Eval {
@@ -67,6 +77,7 @@ pub enum Command {
     Cache(ConfigArgs),
     /// Stratified k-fold cross-validation on the training file; prints mean ± std of the
     /// folds' macro- and weighted-F1 and writes `cv.json` under `<runs>/cv-*`.
+    #[command(after_help = EXIT_STATUS)]
     Cv {
         #[command(flatten)]
         config: ConfigArgs,
@@ -111,6 +122,17 @@ pub enum Command {
     },
 }
 
+/// How `train` and `cv` tell scripts what happened (README, "Exit status").
+const EXIT_STATUS: &str = "\
+Exit status:
+  0    the run completed (all its epochs, or early stopping)
+  1    the run failed (a loss that is not finite, bad data, a damaged checkpoint)
+  2    the command line is invalid
+  130  stopped by SIGINT (Ctrl-C) at a step boundary; the run directory is consistent
+       and `memescope train --resume RUN_DIR` continues it
+  143  stopped by SIGTERM (kill, Slurm, Kubernetes, systemd) likewise
+A second SIGINT or SIGTERM ends the process at once, with the same code.";
+
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
     /// The run configuration (TOML).
@@ -133,9 +155,32 @@ impl ConfigArgs {
         }
         Ok(config)
     }
+
+    /// The `--set`s of a resume: only `train.epochs=N`, which extends the run. Any other
+    /// change would make the resumed run a different run than the one it continues.
+    fn resume_options(&self, from: ResumeFrom) -> Result<ResumeOptions> {
+        let mut options = ResumeOptions { from, epochs: None };
+        for assignment in &self.overrides {
+            let epochs = match assignment.split_once('=') {
+                Some((key, value)) if key.trim() == "train.epochs" => value.trim(),
+                _ => bail!(
+                    "--set {assignment} cannot be used with --resume: a resumed run keeps the \
+                     config it trained with (its config.toml), so that it continues the same \
+                     run. Only --set train.epochs=N, to extend it, is allowed; start a new run \
+                     to change anything else"
+                ),
+            };
+            let epochs = epochs
+                .parse()
+                .with_context(|| format!("--set {assignment}: epochs must be a whole number"))?;
+            options.epochs = Some(epochs);
+        }
+        Ok(options)
+    }
 }
 
-pub fn main() -> Result<()> {
+/// Runs the command; see [`EXIT_STATUS`] for what the exit code says.
+pub fn main() -> Result<ExitCode> {
     configure_threads();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -151,26 +196,26 @@ pub fn main() -> Result<()> {
             Command::Tui(args) => {
                 let config = args.load()?;
                 let runs = config.paths.runs.clone();
-                crate::tui::run_live(config, runs).await
+                dashboard_exit(crate::tui::run_live(config, runs).await?)
             }
-            Command::Train { config, headless, resume }
+            Command::Train { config, headless, resume, .. }
                 if !headless && resume.is_none() && std::io::stdout().is_terminal() =>
             {
                 let config = config.load()?;
                 let runs = config.paths.runs.clone();
-                crate::tui::train_live(config, runs).await
+                dashboard_exit(crate::tui::train_live(config, runs).await?)
             }
-            Command::Train { config, resume, .. } => {
-                train::run(resume.map_or_else(
-                    || config.load().map(|c| train::Job::Fresh(Box::new(c))),
-                    |dir| Ok(train::Job::Resume(dir)),
-                )?)
-                .await
+            Command::Train { config, resume, resume_from, .. } => {
+                let job = match resume {
+                    Some(dir) => train::Job::Resume(dir, config.resume_options(resume_from)?),
+                    None => train::Job::Fresh(Box::new(config.load()?)),
+                };
+                train::run(job).await
             }
-            Command::Eval { run, data, images } => eval::run(&run, &data, images.as_deref()),
-            Command::Predict { run, images, json } => predict::run(&run, &images, json),
-            Command::Cache(args) => cache::run(&args.load()?),
-            Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed),
+            Command::Eval { run, data, images } => done(eval::run(&run, &data, images.as_deref())),
+            Command::Predict { run, images, json } => done(predict::run(&run, &images, json)),
+            Command::Cache(args) => done(cache::run(&args.load()?)),
+            Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed).await,
             Command::Bench {
                 config,
                 data,
@@ -188,11 +233,21 @@ pub fn main() -> Result<()> {
                 if let Some(device) = device {
                     config.train.device = device;
                 }
-                tokio::task::spawn_blocking(move || bench::run(config, &options, json)).await?
+                done(tokio::task::spawn_blocking(move || bench::run(config, &options, json)).await?)
             }
-            Command::Watch { run } => crate::tui::run_watch(run).await,
+            Command::Watch { run } => dashboard_exit(crate::tui::run_watch(run).await?),
         }
     })
+}
+
+fn done(outcome: Result<()>) -> Result<ExitCode> {
+    outcome.map(|()| ExitCode::SUCCESS)
+}
+
+/// A dashboard closed by SIGINT or SIGTERM (its run stopped first) exits as the signal
+/// would; one the user quit exits 0.
+fn dashboard_exit(signal: Option<crate::signals::StopSignal>) -> Result<ExitCode> {
+    Ok(signal.map_or(ExitCode::SUCCESS, |s| s.exit_code()))
 }
 
 /// candle 0.11 splits every elementwise op over 64K elements across a pool of threads that

@@ -2,32 +2,36 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
 use super::progress::HeadlessProgress;
 use crate::config::Config;
-use crate::train::{spawn_resume, spawn_run};
+use crate::signals::StopSignals;
+use crate::train::{spawn_resume, spawn_run, ResumeOptions};
 
 pub enum Job {
     Fresh(Box<Config>),
-    Resume(PathBuf),
+    Resume(PathBuf, ResumeOptions),
 }
 
-pub async fn run(job: Job) -> Result<()> {
+/// Trains to the end: success only when the run completed; a run stopped by SIGINT or
+/// SIGTERM exits as the signal would (130, 143), a failed one with an error (1).
+pub async fn run(job: Job) -> Result<ExitCode> {
+    let signals = StopSignals::listen()?;
     let mut handle = match job {
         Job::Fresh(config) => spawn_run(*config),
-        Job::Resume(dir) => spawn_resume(dir),
+        Job::Resume(dir, options) => spawn_resume(dir, options),
     };
-    // Ctrl-C asks the trainer to stop at the next step boundary, keeping the run consistent.
+    // The first signal asks the trainer to stop at the next step boundary, keeping the
+    // run consistent and resumable.
     let stop = handle.stop.clone();
+    let first = signals.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nstopping at the next step (Ctrl-C again to abort)…");
-            stop.request();
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::exit(130);
-        }
+        let signal = first.first().await;
+        eprintln!("\n{}: stopping at the next step (again to stop now)…", signal.name());
+        stop.request();
     });
     let mut progress = HeadlessProgress::new(std::io::stderr().is_terminal());
     while let Some(event) = handle.events.recv().await {
@@ -37,7 +41,10 @@ pub async fn run(job: Job) -> Result<()> {
     match handle.outcome.await? {
         Ok(summary) => {
             println!("{}", summary.run_dir.display());
-            Ok(())
+            Ok(match signals.received() {
+                Some(signal) if handle.stop.stopped_a_run() => signal.exit_code(),
+                _ => ExitCode::SUCCESS,
+            })
         }
         Err(error) => bail!("training failed: {error:#}"),
     }

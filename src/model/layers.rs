@@ -81,7 +81,10 @@ impl Module for LayerNorm {
 }
 
 /// Inverted dropout whose masks come from a seeded RNG shared by the whole model, because
-/// candle's CPU random generator cannot be seeded and runs must be reproducible.
+/// candle's CPU random generator cannot be seeded and runs must be reproducible. The
+/// trainer reseeds it before every step ([`Dropout::reseed`]) so that a step's masks
+/// depend only on the run seed and the step, and a resumed run draws the same masks as
+/// one never interrupted.
 #[derive(Debug, Clone)]
 pub struct Dropout {
     p: f32,
@@ -91,6 +94,12 @@ pub struct Dropout {
 impl Dropout {
     pub fn new(p: f32, rng: Arc<Mutex<StdRng>>) -> Self {
         Self { p, rng }
+    }
+
+    /// Restarts the shared RNG (of every clone of this dropout) from `seed`.
+    pub fn reseed(&self, seed: u64) {
+        use rand::SeedableRng;
+        *self.rng.lock().expect("dropout RNG lock poisoned") = StdRng::seed_from_u64(seed);
     }
 
     /// Identity unless `train`; otherwise zeroes each element with probability `p` and

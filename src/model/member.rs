@@ -24,6 +24,9 @@ pub(super) struct Member {
     classifier: Classifier,
     /// `ablation.lexical`: logits from the hashed n-grams, added to the classifier's.
     lexical: Option<LexicalExpert>,
+    /// Shared by all the member's layers; reseeded from `seed` and the step.
+    dropout: Dropout,
+    seed: u64,
 }
 
 /// What turns the fused vector into the classifier's fused token.
@@ -82,14 +85,29 @@ impl Member {
             dims.text.map_or(0, |(layers, _)| layers),
             dims.image.map_or(0, |(layers, _)| layers),
             num_labels,
-            dropout,
+            dropout.clone(),
             vb.pp("classifier"),
         )?;
         let lexical = ablation
             .lexical
             .then(|| LexicalExpert::new(config.lexical_buckets, num_labels, vb.pp(LEXICAL)))
             .transpose()?;
-        Ok(Self { text_projection, image_projection, fusion, mixer, classifier, lexical })
+        Ok(Self {
+            text_projection,
+            image_projection,
+            fusion,
+            mixer,
+            classifier,
+            lexical,
+            dropout,
+            seed,
+        })
+    }
+
+    /// Makes the next forward pass's dropout masks a function of the member's seed and
+    /// `step` alone.
+    pub(super) fn reseed_dropout(&self, step: u64) {
+        self.dropout.reseed(self.seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     }
 
     /// The member's outputs for checked streams: `text` `(batch, layers, width)`, `image` with

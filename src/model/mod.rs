@@ -193,6 +193,15 @@ impl FusionModel {
         self.text_top.is_some()
     }
 
+    /// Makes the dropout masks of the next training forward pass depend only on the model
+    /// seed and `step` (the trainer calls it before every step), not on how many masks were
+    /// drawn before: a resumed run then trains exactly like an uninterrupted one.
+    pub fn reseed_dropout(&self, step: usize) {
+        for member in &self.members {
+            member.reseed_dropout(step as u64);
+        }
+    }
+
     /// `train` enables dropout. With `train = false` the output is a deterministic function
     /// of the batch, and each sample's logits depend on that sample alone.
     pub fn forward(&self, batch: &Batch, train: bool) -> Result<ModelOutput> {

@@ -86,8 +86,7 @@ impl RunDir {
 
     /// Writes the resolved configuration that reproduces the run.
     pub fn write_config(&self, config: &Config) -> Result<()> {
-        std::fs::write(self.config(), config.to_toml_string())
-            .with_context(|| format!("writing {}", self.config().display()))
+        super::atomic::write_atomic(&self.config(), config.to_toml_string().as_bytes())
     }
 
     /// The run's configuration, as it trained.

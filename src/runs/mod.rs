@@ -6,8 +6,9 @@
 //!   events.jsonl       every event, one JSON object per line
 //!   report.json        validation metrics of the best epoch, and the run's status
 //!   state.json         progress, for resuming
-//!   best.safetensors   weights of the best epoch
-//!   last.safetensors   weights at the last epoch boundary (or stop)
+//!   best.safetensors   weights of the best epoch (and its training state)
+//!   last.safetensors   weights, training state and optimizer moments at the last
+//!                      completed epoch: what `--resume` continues from
 //! runs/cv-<stamp>-<label>/
 //!   fold-<i>/          one run directory per fold
 //!   cv.json            the scores over all folds
@@ -16,10 +17,14 @@
 //! The trainer writes it, keeping it consistent at every epoch boundary; `eval`,
 //! `predict`, `watch` and the dashboard's Runs pane read it. Nothing else names its files.
 
+mod atomic;
+mod checkpoint;
 mod dir;
 mod json;
 mod report;
 
+pub use atomic::write_atomic;
+pub use checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, OptimizerState};
 pub use dir::{CvDir, RunDir};
 pub use json::{read_json, write_json};
 pub use report::{Report, RunStatus, TrainState};

@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::prepare::{load_train, prepare_eval, Prepared, Split};
+use super::resume::Start;
 use super::run_log::RunLog;
 use super::trained::load_trained_run;
 use super::{select_device, train_on, StopFlag};
@@ -25,7 +26,7 @@ use crate::config::Config;
 use crate::data::{fold_train_indices, stratified_folds, stratified_split};
 use crate::events::TrainEvent;
 use crate::metrics::Metrics;
-use crate::runs::{write_json, CvDir, RunDir, TrainState};
+use crate::runs::{write_json, CvDir, RunDir};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoldResult {
@@ -135,19 +136,14 @@ pub fn cross_validate(
         };
         let mut log = RunLog::open(&run, &mut forward)?;
         let mut log_event = |event: TrainEvent| log.emit(event);
-        let summary = train_on(
-            &config,
-            &run,
-            TrainState::default(),
-            &prepared,
-            &device,
-            &mut log_event,
-            stop,
-        )
-        .with_context(|| format!("fold {fold} of {k}"))?;
-        log.emit(TrainEvent::Finished(summary.clone()));
+        let summary =
+            train_on(&config, &run, Start::fresh(), &prepared, &device, &mut log_event, stop)
+                .with_context(|| format!("fold {fold} of {k}"))?;
+        if !stop.stopped_a_run() {
+            log.emit(TrainEvent::Finished(summary.clone()));
+        }
         log.finish().with_context(|| format!("writing {}", run.events().display()))?;
-        if stop.is_requested() {
+        if stop.stopped_a_run() {
             bail!("cross-validation stopped during fold {fold}");
         }
         let held_out_metrics = score_held_out(&run, &loaded.side(held_out)?)

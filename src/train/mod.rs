@@ -11,6 +11,7 @@ mod load;
 mod optimizers;
 mod prepare;
 mod priority;
+mod resume;
 mod run_log;
 mod schedule;
 mod trained;
@@ -25,6 +26,7 @@ pub use evaluate::{decide, probabilities, score, validation_outputs, ValidationO
 pub use load::{load_dataset, ocr_cache_dir, ResolvedDataset};
 pub use prepare::{load_train, prepare, prepare_eval, FeaturizedTrainFile, Prepared, Split};
 pub use priority::lower_compute_pool_priority;
+pub use resume::{ResumeFrom, ResumeOptions};
 pub use trained::{evaluate_run, load_trained_run, Evaluation, TrainedRun};
 pub use trainer::Trainer;
 
@@ -32,25 +34,39 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::config::Config;
 use crate::events::{ChannelSink, EventSink, RunInfo, RunSummary, TrainEvent};
 use crate::model::FusionModel;
-use crate::runs::{RunDir, TrainState};
+use crate::runs::RunDir;
+use resume::{resume_point, Start};
 use run_log::RunLog;
 
 /// A cooperative stop request, checked by the trainer at every step boundary.
 #[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
+pub struct StopFlag {
+    requested: Arc<AtomicBool>,
+    honoured: Arc<AtomicBool>,
+}
 
 impl StopFlag {
     pub fn request(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.requested.store(true, Ordering::SeqCst);
     }
 
     pub fn is_requested(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    /// Whether a run stopped for the request (rather than ending first: a request that
+    /// comes during the last epoch's validation finds a run that completes).
+    pub fn stopped_a_run(&self) -> bool {
+        self.honoured.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn honour(&self) {
+        self.honoured.store(true, Ordering::SeqCst);
     }
 }
 
@@ -67,9 +83,9 @@ pub fn spawn_run(config: Config) -> RunHandle {
     spawn(move |sink, stop| run(config, sink, &stop))
 }
 
-/// Continues the run in `run_dir` from its last completed epoch.
-pub fn spawn_resume(run_dir: std::path::PathBuf) -> RunHandle {
-    spawn(move |sink, stop| resume(&run_dir, sink, &stop))
+/// Continues the run in `run_dir` from a checkpoint (see [`resume`]).
+pub fn spawn_resume(run_dir: std::path::PathBuf, options: ResumeOptions) -> RunHandle {
+    spawn(move |sink, stop| resume(&run_dir, &options, sink, &stop))
 }
 
 fn spawn(
@@ -90,30 +106,36 @@ pub fn run(config: Config, sink: &mut dyn EventSink, stop: &StopFlag) -> Result<
     let config = config.absolutized()?;
     let run = RunDir::create(&config.paths.runs, &config.ablation)?;
     run.write_config(&config)?;
-    execute(&config, &run, TrainState::default(), sink, stop)
+    execute(&config, &run, Start::fresh(), sink, stop)
 }
 
-/// Resumes the run in `run_dir`: same config, weights from `last.safetensors`.
-pub fn resume(run_dir: &Path, sink: &mut dyn EventSink, stop: &StopFlag) -> Result<RunSummary> {
+/// Resumes the run in `run_dir` with its own config: from `last.safetensors` (weights,
+/// optimizer moments and progress of the last completed epoch) it ends exactly as the run
+/// would have uninterrupted. `options` picks the checkpoint and can extend `train.epochs`.
+pub fn resume(
+    run_dir: &Path,
+    options: &ResumeOptions,
+    sink: &mut dyn EventSink,
+    stop: &StopFlag,
+) -> Result<RunSummary> {
     let run = RunDir::open(run_dir)?;
-    let config = run.read_config()?;
-    let state = run.read_state()?;
-    execute(&config, &run, state, sink, stop)
+    let (config, start) = resume_point(&run, options)?;
+    execute(&config, &run, start, sink, stop)
 }
 
 /// Runs with the run directory's event log attached; any error also becomes a `Failed` event.
 fn execute(
     config: &Config,
     run: &RunDir,
-    state: TrainState,
+    start: Start,
     sink: &mut dyn EventSink,
     stop: &StopFlag,
 ) -> Result<RunSummary> {
     let mut forward = |event: &TrainEvent| sink.emit(event);
     let mut log = RunLog::open(run, &mut forward)?;
-    let outcome = train(config, run, state, &mut |event| log.emit(event), stop);
+    let outcome = train(config, run, start, &mut |event| log.emit(event), stop);
     match &outcome {
-        Ok(summary) if !stop.is_requested() => log.emit(TrainEvent::Finished(summary.clone())),
+        Ok(summary) if !stop.stopped_a_run() => log.emit(TrainEvent::Finished(summary.clone())),
         Ok(_) => {}
         Err(error) => log.emit(TrainEvent::Failed { message: format!("{error:#}") }),
     }
@@ -126,20 +148,20 @@ fn execute(
 fn train(
     config: &Config,
     run: &RunDir,
-    state: TrainState,
+    start: Start,
     emit: &mut dyn FnMut(TrainEvent),
     stop: &StopFlag,
 ) -> Result<RunSummary> {
     let device = select_device(&config.train.device)?;
     let prepared = prepare(config, &device, emit)?;
-    train_on(config, run, state, &prepared, &device, emit, stop)
+    train_on(config, run, start, &prepared, &device, emit, stop)
 }
 
 /// Trains on already prepared features (a fresh run, a resumed one, or a CV fold).
 pub(crate) fn train_on(
     config: &Config,
     run: &RunDir,
-    state: TrainState,
+    start: Start,
     prepared: &Prepared,
     device: &candle_core::Device,
     emit: &mut dyn FnMut(TrainEvent),
@@ -147,12 +169,11 @@ pub(crate) fn train_on(
 ) -> Result<RunSummary> {
     let device = device.clone();
     let space = &prepared.train.dataset.space;
-    let (model, mut varmap) =
+    let (model, varmap) =
         build_model(config, &prepared.train.features, space.len(), space.multi_label, &device)?;
-    if state.completed_epochs > 0 || run.last_checkpoint().exists() && state.global_step > 0 {
-        varmap
-            .load(run.last_checkpoint())
-            .with_context(|| format!("loading {}", run.last_checkpoint().display()))?;
+    start.load_weights(&varmap)?;
+    if let Some(notice) = &start.notice {
+        emit(TrainEvent::Stage { name: "resume".into(), detail: notice.clone() });
     }
     let parameters = FusionModel::num_parameters(&varmap);
     emit(TrainEvent::RunStarted(RunInfo {
@@ -174,5 +195,6 @@ pub(crate) fn train_on(
         parameters,
     }));
     let mut trainer = Trainer { config, run, device: &device, stop, emit };
-    trainer.train(prepared, &model, &varmap, state)
+    let optimizer = start.checkpoint.as_ref().and_then(|(_, c)| c.optimizer.as_ref());
+    trainer.train(prepared, &model, &varmap, start.state, optimizer)
 }

@@ -1,7 +1,9 @@
 //! The optimisation step's parts that know about parameter groups: one AdamW per learning
 //! rate, and gradient clipping by one global norm.
 
-use anyhow::Result;
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Var};
 use candle_nn::{Optimizer, ParamsAdamW, VarMap};
@@ -9,6 +11,7 @@ use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 use super::adamw::FusedAdamW;
 use crate::config::TrainConfig;
 use crate::model::{LEXICAL, TEXT_TOP};
+use crate::runs::OptimizerState;
 
 /// One AdamW per parameter group, each at its own rate: the fusion head at `train.lr`, the
 /// fine-tuned text-encoder layers at `train.encoder_lr` (pretrained weights need far smaller
@@ -19,25 +22,63 @@ use crate::model::{LEXICAL, TEXT_TOP};
 pub struct Optimizers {
     /// Each group's optimizer and its rate relative to `train.lr`.
     groups: Vec<(FusedAdamW, f64)>,
+    /// Each group's variable names, in the order its optimizer holds them.
+    names: Vec<Vec<String>>,
 }
 
 impl Optimizers {
     pub fn new(varmap: &VarMap, train: &TrainConfig) -> Result<Self> {
-        let mut by_rate: Vec<(f64, Vec<Var>)> = Vec::new();
-        for (name, var) in varmap.data().lock().expect("VarMap lock poisoned").iter() {
+        let mut by_rate: Vec<(f64, Vec<String>, Vec<Var>)> = Vec::new();
+        let data = varmap.data().lock().expect("VarMap lock poisoned");
+        // By name, so that the groups' order (and a checkpoint's) never depends on hashing.
+        let mut named: Vec<(&String, &Var)> =
+            data.iter().filter(|(_, var)| var.dtype().is_float()).collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, var) in named {
             let lr = learning_rate_of(name, train);
-            match by_rate.iter_mut().find(|(rate, _)| *rate == lr) {
-                Some((_, vars)) => vars.push(var.clone()),
-                None => by_rate.push((lr, vec![var.clone()])),
+            match by_rate.iter_mut().find(|(rate, _, _)| *rate == lr) {
+                Some((_, names, vars)) => {
+                    names.push(name.clone());
+                    vars.push(var.clone());
+                }
+                None => by_rate.push((lr, vec![name.clone()], vec![var.clone()])),
             }
         }
-        let mut groups = Vec::new();
-        for (lr, vars) in by_rate {
+        let (mut groups, mut names) = (Vec::new(), Vec::new());
+        for (lr, group_names, vars) in by_rate {
             let params = ParamsAdamW { lr, weight_decay: train.weight_decay, ..Default::default() };
             let ratio = if train.lr > 0.0 { lr / train.lr } else { 0.0 };
             groups.push((FusedAdamW::new(vars, params)?, ratio));
+            names.push(group_names);
         }
-        Ok(Self { groups })
+        Ok(Self { groups, names })
+    }
+
+    /// The step count and every variable's moments, by variable name.
+    pub fn state(&self) -> Result<OptimizerState> {
+        let mut state = OptimizerState { step: 0, moments: BTreeMap::new() };
+        for ((optimizer, _), names) in self.groups.iter().zip(&self.names) {
+            let (step, moments) = optimizer.moments()?;
+            state.step = step;
+            state.moments.extend(names.iter().cloned().zip(moments));
+        }
+        Ok(state)
+    }
+
+    /// Continues from a saved [`Optimizers::state`] of the same model.
+    pub fn restore(&mut self, state: &OptimizerState) -> Result<()> {
+        for ((optimizer, _), names) in self.groups.iter_mut().zip(&self.names) {
+            let moments = names
+                .iter()
+                .map(|name| {
+                    state.moments.get(name).cloned().with_context(|| {
+                        format!("the checkpoint has no optimizer moments for {name}")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            optimizer.restore(state.step, moments)?;
+        }
+        Ok(())
     }
 
     /// `lr` is the head's current rate.

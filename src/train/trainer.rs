@@ -25,7 +25,9 @@ use crate::config::Config;
 use crate::events::{EpochRecord, RunSummary, StepRecord, TrainEvent};
 use crate::metrics::{best_thresholds, Metrics};
 use crate::model::FusionModel;
-use crate::runs::{write_json, Report, RunDir, RunStatus, TrainState};
+use crate::runs::{
+    save_checkpoint, write_json, OptimizerState, Report, RunDir, RunStatus, TrainState,
+};
 
 pub struct Trainer<'a> {
     pub config: &'a Config,
@@ -78,6 +80,7 @@ impl Trainer<'_> {
         model: &FusionModel,
         varmap: &VarMap,
         mut state: TrainState,
+        optimizer: Option<&OptimizerState>,
     ) -> Result<RunSummary> {
         let whole_config = self.config;
         let config = &whole_config.train;
@@ -91,12 +94,20 @@ impl Trainer<'_> {
             schedule: LrSchedule::new(config, steps_per_epoch * config.epochs),
             targets: Targets::of(&train.dataset),
         };
+        if let Some(saved) = optimizer {
+            learner.optimizers.restore(saved).context("restoring the optimizer's moments")?;
+        }
         let token_lengths = train.features.tokens.as_ref().map(|t| t.lengths());
         if state.lr_scale == 0.0 {
             state.lr_scale = 1.0;
         }
         let started = Instant::now() - Duration::from_secs_f64(state.seconds);
-        let mut progress = Progress { state, report: self.run.read_report()?, started };
+        let mut report = self.run.read_report()?;
+        if let Some(report) = report.as_mut() {
+            // Resumed, or extended after it finished: it runs again.
+            report.status = RunStatus::Running;
+        }
+        let mut progress = Progress { state, report, started };
 
         for epoch in progress.state.completed_epochs + 1..=config.epochs {
             let mut tally = EpochTally { epoch, started: Instant::now(), loss_sum: 0.0, seen: 0 };
@@ -109,7 +120,7 @@ impl Trainer<'_> {
             );
             for indices in order {
                 if self.stop.is_requested() {
-                    return self.stop_now(varmap, progress, epoch);
+                    return self.stop_now(progress, epoch);
                 }
                 self.step(&mut learner, &train.features, &indices, &mut tally, &mut progress)?;
             }
@@ -134,6 +145,7 @@ impl Trainer<'_> {
         let lr = learner.schedule.at(progress.state.global_step, progress.state.lr_scale);
         learner.optimizers.set_learning_rate(lr);
         let batch = batch(features, &learner.targets, indices, self.device)?;
+        learner.model.reseed_dropout(progress.state.global_step);
         let output = learner.model.forward(&batch, true)?;
         let parts = learner.model.loss(&output, &batch)?;
         let loss = parts.total.to_scalar::<f32>()?;
@@ -184,12 +196,6 @@ impl Trainer<'_> {
             state.best_score = selection;
             state.best_epoch = epoch;
             state.epochs_without_improvement = 0;
-            learner.varmap.save(self.run.best_checkpoint()).context("saving best checkpoint")?;
-            (self.emit)(TrainEvent::CheckpointSaved {
-                epoch,
-                path: self.run.best_checkpoint(),
-                best: true,
-            });
             progress.report = Some(self.report_for(&validation, epoch, prepared));
         } else {
             state.epochs_without_improvement += 1;
@@ -198,12 +204,25 @@ impl Trainer<'_> {
             plateau_scale(config.schedule, state.lr_scale, state.epochs_without_improvement);
         state.completed_epochs = epoch;
         state.seconds = progress.started.elapsed().as_secs_f64();
-        learner.varmap.save(self.run.last_checkpoint()).context("saving last checkpoint")?;
-        write_json(&self.run.state(), state)?;
+        // Each file is replaced atomically, in an order where a crash between two writes
+        // leaves a run that resumes from `last` exactly (`last` carries its own state).
+        if is_best {
+            save_checkpoint(&self.run.best_checkpoint(), learner.varmap, state, None)
+                .context("saving best checkpoint")?;
+            (self.emit)(TrainEvent::CheckpointSaved {
+                epoch,
+                path: self.run.best_checkpoint(),
+                best: true,
+            });
+        }
         let current = progress.report.as_mut().expect("the first epoch is always the best so far");
         current.epochs_run = epoch;
         current.seconds = state.seconds;
         write_json(&self.run.report(), current)?;
+        let moments = learner.optimizers.state()?;
+        save_checkpoint(&self.run.last_checkpoint(), learner.varmap, state, Some(&moments))
+            .context("saving last checkpoint")?;
+        write_json(&self.run.state(), state)?;
 
         (self.emit)(TrainEvent::Epoch(Box::new(EpochRecord {
             epoch,
@@ -283,21 +302,12 @@ impl Trainer<'_> {
         anyhow!(message)
     }
 
-    /// Honours a stop request: the weights of the interrupted epoch are saved as `last`,
-    /// the state still points at the last completed epoch, so a resume redoes that epoch.
-    fn stop_now(
-        &mut self,
-        varmap: &VarMap,
-        mut progress: Progress,
-        epoch: usize,
-    ) -> Result<RunSummary> {
-        let state = &mut progress.state;
-        state.seconds = progress.started.elapsed().as_secs_f64();
-        write_json(&self.run.state(), state)?;
-        if state.completed_epochs == 0 {
-            // Nothing validated yet: keep these weights so the run can be inspected.
-            varmap.save(self.run.last_checkpoint()).context("saving last checkpoint")?;
-        }
+    /// Honours a stop request: the checkpoint, `state.json` and the report stay those of
+    /// the last completed epoch (the report now says `stopped`), so a resume redoes the
+    /// interrupted epoch from there, exactly as it would have run.
+    fn stop_now(&mut self, progress: Progress, epoch: usize) -> Result<RunSummary> {
+        self.stop.honour();
+        let state = &progress.state;
         let report = progress.report;
         if let Some(mut report) = report.clone() {
             report.status = RunStatus::Stopped;
@@ -313,7 +323,7 @@ impl Trainer<'_> {
             epochs_run: state.completed_epochs,
             macro_f1: report.as_ref().map_or(0.0, |r| r.macro_f1),
             weighted_f1: report.as_ref().map_or(0.0, |r| r.weighted_f1),
-            seconds: state.seconds,
+            seconds: progress.started.elapsed().as_secs_f64(),
         })
     }
 

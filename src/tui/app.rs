@@ -229,6 +229,12 @@ impl App {
         }
     }
 
+    /// A signal closes the dashboard: the run in flight stops at its next step first.
+    pub fn stop_and_quit(&mut self) {
+        self.stop_active();
+        self.quit = true;
+    }
+
     pub fn stop_was_requested(&self) -> bool {
         self.stop_requested
     }

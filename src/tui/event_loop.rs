@@ -16,6 +16,7 @@ use super::app::App;
 use super::intake::{WatchedEventLog, MAX_EVENTS_PER_TICK};
 use super::ui;
 use crate::events::EventLogTail;
+use crate::signals::StopSignals;
 
 const TICK: Duration = Duration::from_millis(100);
 /// How long quitting waits for a stopped run to write its last event.
@@ -24,6 +25,8 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 enum Incoming {
     Input(Option<std::io::Result<Event>>),
     Tick,
+    /// SIGINT or SIGTERM: stop the run in flight and quit.
+    Signal,
 }
 
 /// Runs until the user quits. `follower` is the watched run's events file, if any.
@@ -31,6 +34,7 @@ pub async fn run(
     terminal: &mut DefaultTerminal,
     app: &mut App,
     follower: Option<EventLogTail>,
+    signals: &StopSignals,
 ) -> Result<()> {
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
@@ -44,6 +48,7 @@ pub async fn run(
         let incoming = tokio::select! {
             event = input.next() => Incoming::Input(event),
             _ = tick.tick() => Incoming::Tick,
+            _ = signals.first(), if signals.received().is_none() => Incoming::Signal,
         };
         dirty = match incoming {
             Incoming::Input(None) => break,
@@ -56,6 +61,10 @@ pub async fn run(
                 true
             }
             Incoming::Tick => take_events(app, &mut followed),
+            Incoming::Signal => {
+                app.stop_and_quit();
+                true
+            }
         };
     }
     if app.stop_was_requested() {

@@ -34,20 +34,27 @@ pub use ui::draw;
 use crate::config::Config;
 use crate::events::EventLogTail;
 use crate::runs::RunDir;
+use crate::signals::{StopSignal, StopSignals};
 use terminal::{init_logging, TerminalGuard};
 
 /// `memescope tui`: the dashboard, starting runs from `config` into `runs_dir`
 /// (which overrides `config.paths.runs`). Logs go to `<runs_dir>/memescope.log`.
-pub async fn run_live(config: Config, runs_dir: PathBuf) -> Result<()> {
+/// Each entry point returns the signal (SIGINT, SIGTERM) that closed the dashboard, if one
+/// did: the run in flight was asked to stop first.
+pub async fn run_live(config: Config, runs_dir: PathBuf) -> Result<Option<StopSignal>> {
     open_live(config, runs_dir, false).await
 }
 
 /// `memescope train` on a terminal: the dashboard with a run of `config` already started.
-pub async fn train_live(config: Config, runs_dir: PathBuf) -> Result<()> {
+pub async fn train_live(config: Config, runs_dir: PathBuf) -> Result<Option<StopSignal>> {
     open_live(config, runs_dir, true).await
 }
 
-async fn open_live(mut config: Config, runs_dir: PathBuf, start: bool) -> Result<()> {
+async fn open_live(
+    mut config: Config,
+    runs_dir: PathBuf,
+    start: bool,
+) -> Result<Option<StopSignal>> {
     crate::train::lower_compute_pool_priority();
     config.paths.runs = runs_dir.clone();
     std::fs::create_dir_all(&runs_dir)
@@ -68,7 +75,7 @@ async fn open_live(mut config: Config, runs_dir: PathBuf, start: bool) -> Result
 }
 
 /// `memescope watch`: follows `run_dir/events.jsonl` live, or replays a finished run.
-pub async fn run_watch(run_dir: PathBuf) -> Result<()> {
+pub async fn run_watch(run_dir: PathBuf) -> Result<Option<StopSignal>> {
     if !run_dir.is_dir() {
         bail!("{} is not a run directory", run_dir.display());
     }
@@ -80,15 +87,17 @@ pub async fn run_watch(run_dir: PathBuf) -> Result<()> {
     run_dashboard(app, Some(follower)).await
 }
 
-async fn run_dashboard(mut app: App, follower: Option<EventLogTail>) -> Result<()> {
+async fn run_dashboard(mut app: App, follower: Option<EventLogTail>) -> Result<Option<StopSignal>> {
+    // Raw mode turns Ctrl-C into a key; a signal (from `kill`, a scheduler) still comes.
+    let signals = StopSignals::listen().context("listening for SIGINT and SIGTERM")?;
     let mut guard = TerminalGuard::enter()?;
     // Before the event stream starts reading stdin, or the terminal's answer to the
     // graphics query would be read as key presses.
     app.errors.preview.set_picker(image_preview::terminal_picker());
-    let result = event_loop::run(&mut guard.terminal, &mut app, follower).await;
+    let result = event_loop::run(&mut guard.terminal, &mut app, follower, &signals).await;
     drop(guard);
     if let Err(err) = &result {
         tracing::error!("dashboard error: {err:#}");
     }
-    result
+    result.map(|()| signals.received())
 }
