@@ -7,10 +7,12 @@ use crate::config::Assignment;
 
 impl Plan {
     /// Every run of the plan repeated `count` times with consecutive training seeds,
-    /// starting at the run's own `train.seed`.
+    /// starting at the run's own `train.seed`. One seed leaves the plan as it is.
     pub fn with_seeds(self, count: usize) -> Result<Plan> {
-        if count == 0 {
-            bail!("--seeds must be at least 1");
+        match count {
+            0 => bail!("--seeds must be at least 1"),
+            1 => return Ok(self),
+            _ => {}
         }
         let mut runs = Vec::new();
         for run in &self.runs {
@@ -47,6 +49,7 @@ mod tests {
         assert_eq!(plan.labels(), ["seed=40", "seed=41", "seed=42"]);
         assert_eq!(plan.runs[2].assignments[0].to_string(), "train.seed=42");
         assert!(Plan::base(base(1)).with_seeds(0).is_err());
+        assert_eq!(Plan::base(base(1)).with_seeds(1).unwrap(), Plan::base(base(1)));
     }
 
     #[test]
