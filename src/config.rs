@@ -577,13 +577,7 @@ impl Assignment {
     }
 
     pub fn parse(assignment: &str) -> Result<Self> {
-        let (key, raw) = assignment
-            .split_once('=')
-            .with_context(|| format!("--set expects section.key=value, got `{assignment}`"))?;
-        let key = key.trim();
-        if key.split('.').any(str::is_empty) {
-            bail!("empty key in `{assignment}`");
-        }
+        let (key, raw) = split_assignment(assignment, "--set expects section.key=value")?;
         Ok(Self { key: key.to_string(), value: parse_value(raw) })
     }
 
@@ -607,6 +601,17 @@ impl std::fmt::Display for Assignment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}={}", self.key, self.value)
     }
+}
+
+/// `section.key=rest` as the key (trimmed, no empty part) and the text after the first
+/// `=`; `usage` starts the error for text that is not one.
+pub fn split_assignment<'a>(text: &'a str, usage: &str) -> Result<(&'a str, &'a str)> {
+    let (key, rest) = text.split_once('=').with_context(|| format!("{usage}, got `{text}`"))?;
+    let key = key.trim();
+    if key.split('.').any(str::is_empty) {
+        bail!("empty key in `{text}`");
+    }
+    Ok((key, rest))
 }
 
 /// Reads the value of an assignment as TOML (`true`, `3`, `1e-4`, `"x"`, `[1, 2]`),

@@ -1,9 +1,9 @@
 //! A grid over config keys: every combination of the listed values, like `--set` each.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use super::Plan;
-use crate::config::{parse_value, Assignment};
+use crate::config::{parse_value, split_assignment, Assignment};
 
 /// One key of a grid and the values it takes, parsed from `section.key=v1,v2,…`.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,13 +17,7 @@ impl GridAxis {
     /// commas outside brackets and quotes, so `model.lexical_char_ngrams=[1,3],[2,4]` has
     /// two values.
     pub fn parse(text: &str) -> Result<Self> {
-        let (key, values) = text
-            .split_once('=')
-            .with_context(|| format!("--grid expects section.key=v1,v2,…, got `{text}`"))?;
-        let key = key.trim();
-        if key.split('.').any(str::is_empty) {
-            bail!("empty key in --grid `{text}`");
-        }
+        let (key, values) = split_assignment(text, "--grid expects section.key=v1,v2,…")?;
         let values: Vec<toml::Value> =
             split_top_level(values).into_iter().map(parse_value).collect();
         if values.iter().any(|v| v.as_str().is_some_and(str::is_empty)) {
@@ -91,15 +85,8 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
-    fn base() -> Config {
-        Config::from_toml_str(
-            "[data]\nformat = \"axiom\"\ntrain = \"train.json\"\n\
-             [text_encoder]\nmodel = \"m\"\n[train]\nepochs = 3\n",
-        )
-        .unwrap()
-    }
+    use crate::plan::test_base as base;
 
     fn axis(text: &str) -> GridAxis {
         GridAxis::parse(text).unwrap()

@@ -77,13 +77,7 @@ fn sweep_ablations(data_has_reasoning: bool) -> Vec<Ablation> {
 mod tests {
     use super::*;
 
-    fn config() -> Config {
-        Config::from_toml_str(
-            "[data]\nformat = \"axiom\"\ntrain = \"train.json\"\n\
-             [text_encoder]\nmodel = \"m\"\n[train]\nepochs = 3\n",
-        )
-        .unwrap()
-    }
+    use crate::plan::test_base as config;
 
     #[test]
     fn sweep_is_all_on_then_each_module_off() {

@@ -88,3 +88,13 @@ impl Plan {
         self.runs.iter().map(|run| run.label.as_str()).collect()
     }
 }
+
+/// A minimal base config for the builders' tests.
+#[cfg(test)]
+fn test_base() -> Config {
+    Config::from_toml_str(
+        "[data]\nformat = \"axiom\"\ntrain = \"train.json\"\n\
+         [text_encoder]\nmodel = \"m\"\n[train]\nepochs = 3\n",
+    )
+    .unwrap()
+}

@@ -25,9 +25,10 @@ pub fn slurm_script(commands: &Path, count: usize, runs: &Path) -> String {
     format!(
         r#"#!/bin/bash
 # A memescope sweep of {count} runs as a Slurm job array: array task i runs line i+1 of
-# {commands}.
-# Submit with `sbatch {script}`; add what your cluster needs (--partition, --gres=gpu:1,
-# --time, --mem, --cpus-per-task) as more #SBATCH lines below.
+# {commands}
+# Submit with: sbatch {script}
+# Add what your cluster needs (--partition, --gres=gpu:1, --time, --mem, --cpus-per-task)
+# as more #SBATCH lines next to these; Slurm reads them only before the first command.
 #SBATCH --job-name=memescope-sweep
 #SBATCH --array=0-{last}
 #SBATCH --output={logs}/slurm-%A_%a.out
