@@ -456,6 +456,22 @@ impl Config {
         toml::to_string_pretty(self).expect("a config always serialises")
     }
 
+    /// This config with `assignments` applied in order, checked like `--set`: an unknown
+    /// key, a value of the wrong type or an invalid combination is an error naming them.
+    pub fn with_assignments(&self, assignments: &[Assignment]) -> Result<Self> {
+        let mut table: toml::Table =
+            toml::from_str(&self.to_toml_string()).expect("a config reads back");
+        for assignment in assignments {
+            assignment.apply(&mut table)?;
+        }
+        let named = || assignments.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" ");
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .with_context(|| format!("invalid config with {}", named()))?;
+        config.validate().with_context(|| format!("invalid config with {}", named()))?;
+        Ok(config)
+    }
+
     /// The same config with every relative path (and model folders that exist locally)
     /// made absolute, so that a run directory's copy works from anywhere.
     pub fn absolutized(mut self) -> Result<Self> {
@@ -543,28 +559,68 @@ impl Config {
 /// Applies one `section.key=value` assignment. The value is read as a TOML value
 /// (`true`, `3`, `1e-4`, `"x"`, `[1, 2]`) and falls back to a bare string.
 pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
-    let (key, raw) = assignment
-        .split_once('=')
-        .with_context(|| format!("--set expects section.key=value, got `{assignment}`"))?;
-    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+    Assignment::parse(assignment)?.apply(table)
+}
+
+/// One `section.key=value` assignment (a `--set`), its value already read as TOML. Its
+/// `Display` writes the value as a TOML literal (strings quoted), so that the text reads
+/// back as the same value: what a planned run's command line is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub key: String,
+    pub value: toml::Value,
+}
+
+impl Assignment {
+    pub fn new(key: &str, value: impl Into<toml::Value>) -> Self {
+        Self { key: key.to_string(), value: value.into() }
+    }
+
+    pub fn parse(assignment: &str) -> Result<Self> {
+        let (key, raw) = split_assignment(assignment, "--set expects section.key=value")?;
+        Ok(Self { key: key.to_string(), value: parse_value(raw) })
+    }
+
+    pub fn apply(&self, table: &mut toml::Table) -> Result<()> {
+        let mut parts: Vec<&str> = self.key.split('.').collect();
+        let last = parts.pop().expect("split yields at least one part");
+        let mut cursor = table;
+        for part in parts {
+            cursor = cursor
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .with_context(|| format!("`{part}` in `{}` is not a section", self.key))?;
+        }
+        cursor.insert(last.to_string(), self.value.clone());
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Assignment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}
+
+/// `section.key=rest` as the key (trimmed, no empty part) and the text after the first
+/// `=`; `usage` starts the error for text that is not one.
+pub fn split_assignment<'a>(text: &'a str, usage: &str) -> Result<(&'a str, &'a str)> {
+    let (key, rest) = text.split_once('=').with_context(|| format!("{usage}, got `{text}`"))?;
+    let key = key.trim();
+    if key.split('.').any(str::is_empty) {
+        bail!("empty key in `{text}`");
+    }
+    Ok((key, rest))
+}
+
+/// Reads the value of an assignment as TOML (`true`, `3`, `1e-4`, `"x"`, `[1, 2]`),
+/// falling back to the bare text as a string (`other/model`).
+pub fn parse_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
-    let mut parts: Vec<&str> = key.trim().split('.').collect();
-    let last = parts
-        .pop()
-        .filter(|s| !s.is_empty())
-        .with_context(|| format!("empty key in `{assignment}`"))?;
-    let mut cursor = table;
-    for part in parts {
-        cursor = cursor
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .with_context(|| format!("`{part}` in `{key}` is not a section"))?;
-    }
-    cursor.insert(last.to_string(), value);
-    Ok(())
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
 #[cfg(test)]

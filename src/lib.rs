@@ -6,8 +6,10 @@
 //! `data` and `ocr` types); `features` builds its lexical spec from the config, so nothing
 //! points back up. `runs` owns the run directory's format, which `train` writes and `tui`,
 //! `predict` and `cli` read; like `events` it sits below both. `plan` turns a base config
-//! into a plan of runs, which `tui` and `bench` run. `metrics` scores predictions; `ocr`
-//! reads text off new memes; `signals` turns SIGINT/SIGTERM into stop requests; `predict` labels them with a trained run; `cli` wires commands
+//! into a plan of runs, which `tui` and `bench` run; `sweep` turns one into command lines
+//! and runs them as child processes or writes them for a scheduler. `metrics` scores
+//! predictions; `ocr` reads text off new memes; `signals` turns SIGINT/SIGTERM into stop
+//! requests; `predict` labels memes with a trained run; `cli` wires commands
 //! to the layers. No module imports from a layer above it. `testing` (test checkpoint
 //! builders) exists only in test builds and with the `testing` feature.
 
@@ -26,6 +28,7 @@ pub mod plan;
 pub mod predict;
 pub mod runs;
 pub mod signals;
+pub mod sweep;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod train;

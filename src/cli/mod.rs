@@ -6,6 +6,7 @@ mod cv;
 mod eval;
 mod predict;
 mod progress;
+mod sweep;
 mod train;
 
 use std::io::IsTerminal;
@@ -115,6 +116,27 @@ pub enum Command {
         #[arg(long, value_name = "DEVICE")]
         device: Option<String>,
     },
+    /// Plan a sweep (a grid over config keys, seeds, the leave-one-out ablations) as one
+    /// `memescope train --headless` command per run; run them here one after another, or
+    /// write them for a scheduler with --emit.
+    Sweep {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Every combination of these values, each set like --set, e.g.
+        /// `--grid train.lr=1e-3,3e-4` (repeatable: the grid is their product).
+        #[arg(long, value_name = "SECTION.KEY=V1,V2,…")]
+        grid: Vec<String>,
+        /// Repeat every run with train.seed = the config's seed, seed + 1, …
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        seeds: usize,
+        /// Cross every run with the leave-one-out ablation sweep.
+        #[arg(long)]
+        leave_one_out: bool,
+        /// Instead of running: `slurm DIR` writes DIR/sweep.sbatch (a job array) and
+        /// DIR/commands.txt; `commands FILE` writes one command per line.
+        #[arg(long, num_args = 2, value_names = ["slurm|commands", "PATH"])]
+        emit: Vec<String>,
+    },
     /// Follow a run's events live (or replay a finished run) in the dashboard.
     Watch {
         #[arg(value_name = "RUN_DIR")]
@@ -148,6 +170,20 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// The `--set`s and `--ocr` as assignments, in the order `load` applies them.
+    pub fn assignments(&self) -> Result<Vec<crate::config::Assignment>> {
+        let mut assignments: Vec<_> = self
+            .overrides
+            .iter()
+            .map(|text| crate::config::Assignment::parse(text))
+            .collect::<Result<_>>()?;
+        if let Some(policy) = self.ocr {
+            let value = toml::Value::try_from(policy).expect("a policy is a string");
+            assignments.push(crate::config::Assignment::new("data.ocr", value));
+        }
+        Ok(assignments)
+    }
+
     pub fn load(&self) -> Result<Config> {
         let mut config = Config::load(&self.config, &self.overrides)?;
         if let Some(policy) = self.ocr {
@@ -234,6 +270,11 @@ pub fn main() -> Result<ExitCode> {
                     config.train.device = device;
                 }
                 done(tokio::task::spawn_blocking(move || bench::run(config, &options, json)).await?)
+            }
+            Command::Sweep { config, grid, seeds, leave_one_out, emit } => {
+                let emit = sweep::Emit::parse(&emit)?;
+                let spec = sweep::SweepSpec { grid, seeds, leave_one_out };
+                done(sweep::run(&config, &spec, emit).await)
             }
             Command::Watch { run } => dashboard_exit(crate::tui::run_watch(run).await?),
         }

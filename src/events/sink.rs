@@ -1,7 +1,7 @@
 //! Where events go: a run's `events.jsonl`, a channel to the dashboard, or both.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -69,27 +69,4 @@ impl EventSink for VecSink {
         self.0.push(event.clone());
         Ok(())
     }
-}
-
-/// Reads the whole lines of an events file. A trailing partial line (a writer mid-append)
-/// is left for the next read; a malformed whole line is an error naming file and line.
-pub fn read_events(path: &Path) -> Result<Vec<TrainEvent>> {
-    let file = File::open(path).with_context(|| format!("opening event log {}", path.display()))?;
-    let mut events = Vec::new();
-    for (number, line) in BufReader::new(file).split(b'\n').enumerate() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice(&line) {
-            Ok(event) => events.push(event),
-            Err(err) if err.is_eof() => break,
-            Err(err) => {
-                return Err(err).with_context(|| {
-                    format!("{} line {}: not an event", path.display(), number + 1)
-                })
-            }
-        }
-    }
-    Ok(events)
 }

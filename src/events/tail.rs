@@ -3,6 +3,12 @@
 //! `read_events` reads a file once; `EventLogTail` remembers how far it got so that each
 //! poll returns only the events appended since, which is what `memescope watch` needs to
 //! follow a live run and to replay a finished one.
+//!
+//! Both count only lines that end with a newline (the writer, `JsonlSink`, appends each
+//! event with its newline). Whatever follows the last newline is a line still being
+//! written, possibly by another machine over a network filesystem that shows the file's
+//! new length before all of its bytes: it is left for a later read, whatever it holds,
+//! never an error.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
@@ -11,6 +17,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::TrainEvent;
+
+/// The events of an events file's whole lines; the file must exist. A malformed whole
+/// line is an error naming file and line.
+pub fn read_events(path: &Path) -> Result<Vec<TrainEvent>> {
+    File::open(path).with_context(|| format!("opening event log {}", path.display()))?;
+    EventLogTail::new(path).poll()
+}
 
 pub struct EventLogTail {
     path: PathBuf,
@@ -80,6 +93,7 @@ impl EventLogTail {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
     use std::io::Write;
 
     use super::*;
@@ -108,6 +122,46 @@ mod tests {
 
         write!(file, "{tail}\n{}", line(&stage("c"))).unwrap();
         assert_eq!(follower.poll().unwrap(), vec![stage("b"), stage("c")]);
+    }
+
+    /// A replay (`read_events`, the Runs pane) of a log whose writer is mid-append: the
+    /// cut line is skipped until complete, wherever it was cut, even inside a character
+    /// or in bytes not yet written (zeros, as a network filesystem may show them).
+    #[test]
+    fn read_events_skips_a_last_line_cut_in_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        assert!(read_events(&path).is_err(), "a missing file is an error for a replay");
+        let done = TrainEvent::Stage { name: "ok".into(), detail: "déjà vu".into() };
+        let whole = line(&done);
+        let cuts = [1, whole.find('é').unwrap() + 1, whole.len() - 2, whole.len() - 1];
+        for cut in cuts {
+            let mut bytes = line(&stage("a")).into_bytes();
+            bytes.extend_from_slice(&whole.as_bytes()[..cut]);
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(read_events(&path).unwrap(), vec![stage("a")], "cut at byte {cut}");
+            bytes.extend_from_slice(&whole.as_bytes()[cut..]);
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(read_events(&path).unwrap(), vec![stage("a"), done.clone()]);
+        }
+        let mut zeros = line(&stage("a")).into_bytes();
+        zeros.extend_from_slice(&[0; 64]);
+        std::fs::write(&path, &zeros).unwrap();
+        assert_eq!(read_events(&path).unwrap(), vec![stage("a")]);
+    }
+
+    /// A complete JSON object without its newline is still a line being written.
+    #[test]
+    fn live_tail_waits_for_the_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let whole = line(&stage("b"));
+        std::fs::write(&path, format!("{}{}", line(&stage("a")), whole.trim_end())).unwrap();
+        let mut tail = EventLogTail::new(&path);
+        assert_eq!(tail.poll().unwrap(), vec![stage("a")]);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(file).unwrap();
+        assert_eq!(tail.poll().unwrap(), vec![stage("b")]);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! off for a single run, but a sweep that left them out could not say what they contribute.
 //! Which modules those are is declared with the switches (`config::ablation_switches!`).
 
-use super::{Plan, PlannedRun};
-use crate::config::{Ablation, Config, SWITCHES};
+use super::Plan;
+use crate::config::{Ablation, Assignment, Config, SWITCHES};
 
 /// Whether any record of the config's training or validation file has figurative reasoning
 /// (which adds a run to the sweep). Unreadable files count as "no": the sweep then just
@@ -24,41 +24,60 @@ impl Plan {
     /// module on, each of them off in turn, and, when the data carries reasoning, all on
     /// plus the figurative text. Switches the sweep does not remove keep their defaults.
     pub fn leave_one_out(base: &Config, data_has_reasoning: bool) -> Plan {
-        let mut full = Ablation::default();
-        for module in leave_one_out_modules() {
-            full.set(module, true).expect("swept modules are ablation switches");
-        }
-        let mut ablations = vec![full];
-        for module in leave_one_out_modules() {
-            let mut ablation = full;
-            ablation.set(module, false).expect("swept modules are ablation switches");
-            ablations.push(ablation);
-        }
-        if data_has_reasoning {
-            ablations.push(Ablation { figurative: true, ..full });
-        }
-        let runs = ablations
-            .into_iter()
-            .map(|ablation| PlannedRun {
-                label: ablation.short_label(),
-                config: Config { ablation, ..base.clone() },
+        Plan::base(base.clone()).with_leave_one_out(data_has_reasoning)
+    }
+
+    /// Every run of the plan crossed with the leave-one-out sweep over its config. Each
+    /// variant's assignments set the switches whose value differs from the run's.
+    pub fn with_leave_one_out(self, data_has_reasoning: bool) -> Plan {
+        let ablations = sweep_ablations(data_has_reasoning);
+        let runs = self
+            .runs
+            .iter()
+            .flat_map(|run| {
+                ablations.iter().map(move |&ablation| {
+                    let assignments: Vec<Assignment> = SWITCHES
+                        .iter()
+                        .filter(|switch| {
+                            run.config.ablation.get(switch.name) != ablation.get(switch.name)
+                        })
+                        .map(|switch| {
+                            let on = ablation.get(switch.name).expect("a declared switch");
+                            Assignment::new(&format!("ablation.{}", switch.name), on)
+                        })
+                        .collect();
+                    let config = Config { ablation, ..run.config.clone() };
+                    run.variant(&ablation.short_label(), config, &assignments)
+                })
             })
             .collect();
         Plan { runs }
     }
 }
 
+/// The ablations of the sweep, in order.
+fn sweep_ablations(data_has_reasoning: bool) -> Vec<Ablation> {
+    let mut full = Ablation::default();
+    for module in leave_one_out_modules() {
+        full.set(module, true).expect("swept modules are ablation switches");
+    }
+    let mut ablations = vec![full];
+    for module in leave_one_out_modules() {
+        let mut ablation = full;
+        ablation.set(module, false).expect("swept modules are ablation switches");
+        ablations.push(ablation);
+    }
+    if data_has_reasoning {
+        ablations.push(Ablation { figurative: true, ..full });
+    }
+    ablations
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn config() -> Config {
-        Config::from_toml_str(
-            "[data]\nformat = \"axiom\"\ntrain = \"train.json\"\n\
-             [text_encoder]\nmodel = \"m\"\n[train]\nepochs = 3\n",
-        )
-        .unwrap()
-    }
+    use crate::plan::test_base as config;
 
     #[test]
     fn sweep_is_all_on_then_each_module_off() {
@@ -116,5 +135,24 @@ mod tests {
         assert!(!data_has_reasoning(&config));
         config.data.validation = Some(with);
         assert!(data_has_reasoning(&config));
+    }
+
+    /// The assignments of each run rebuild its config from the base, as its command will.
+    #[test]
+    fn assignments_rebuild_each_run_from_the_base() {
+        let mut base = config();
+        base.ablation.moe = false;
+        let plan = Plan::leave_one_out(&base, true);
+        for run in &plan.runs {
+            assert_eq!(
+                base.with_assignments(&run.assignments).unwrap(),
+                run.config,
+                "{}",
+                run.label
+            );
+        }
+        let full = &plan.runs[0].assignments;
+        let full: Vec<String> = full.iter().map(ToString::to_string).collect();
+        assert_eq!(full, ["ablation.moe=true", "ablation.lexical=true"]);
     }
 }

@@ -131,13 +131,20 @@ impl CvDir {
     }
 }
 
-/// Creates `<root>/<kind><stamp>-<switches off>` (with `-2`, `-3`… on a clash) and returns
-/// its id and path. `kind` (e.g. `cv-`) keeps directories of different kinds made by
-/// parallel processes in the same second apart.
+/// Creates `<root>/<kind><stamp>-<host>-<switches off>` (with `-2`, `-3`… on a clash) and
+/// returns its id and path. `kind` (e.g. `cv-`) keeps directories of different kinds made
+/// by parallel processes in the same second apart. The host's name keeps apart runs that
+/// machines sharing the runs folder start in the same second even where the shared
+/// filesystem's `mkdir` is not atomic; runs of one machine rely on its `mkdir` failing
+/// on an existing directory.
 fn create_unique(root: &Path, kind: &str, ablation: &Ablation) -> Result<(String, PathBuf)> {
     std::fs::create_dir_all(root)
         .with_context(|| format!("creating runs directory {}", root.display()))?;
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let stamp = match short_hostname() {
+        Some(host) => format!("{stamp}-{host}"),
+        None => stamp.to_string(),
+    };
     let label: String = ablation
         .short_label()
         .chars()
@@ -164,6 +171,25 @@ fn create_unique(root: &Path, kind: &str, ablation: &Ablation) -> Result<(String
     unreachable!("the loop only ends by returning")
 }
 
+/// This machine's name up to its first dot, letters and digits only, at most 16 of them;
+/// `None` when it has none.
+fn short_hostname() -> Option<String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer we own.
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if status != 0 {
+        return None;
+    }
+    let name = buffer.split(|&b| b == 0 || b == b'.').next().unwrap_or_default();
+    let name: String = name
+        .iter()
+        .filter(|b| b.is_ascii_alphanumeric())
+        .take(16)
+        .map(|&b| char::from(b.to_ascii_lowercase()))
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +202,9 @@ mod tests {
         let b = RunDir::create(root.path(), &ablation).unwrap();
         assert_ne!(a.path, b.path);
         assert!(a.id.ends_with("moe"), "{}", a.id);
+        if let Some(host) = short_hostname() {
+            assert!(a.id.contains(&format!("-{host}-")), "{} names the machine", a.id);
+        }
         assert!(RunDir::open(&a.path).is_err(), "no config.toml yet");
     }
 
