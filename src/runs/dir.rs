@@ -181,6 +181,30 @@ mod tests {
     }
 
     #[test]
+    fn runs_started_at_once_by_two_dashboards_never_share_a_directory() {
+        // Two dashboards on one runs directory start runs in the same second: each creation
+        // claims its directory atomically, so the ids differ and every run is alone in its own.
+        let root = tempfile::tempdir().unwrap();
+        let barrier = std::sync::Barrier::new(8);
+        let runs: Vec<RunDir> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        RunDir::create(root.path(), &Ablation::default()).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 8, "{ids:?}");
+        assert!(runs.iter().all(|r| r.path.is_dir()));
+    }
+
+    #[test]
     fn listing_finds_runs_with_an_event_log_in_id_order() {
         let root = tempfile::tempdir().unwrap();
         for id in ["b", "a", "no-log"] {

@@ -17,8 +17,8 @@ use super::panes::Pane;
 use super::run_view::RunView;
 use crate::config::Config;
 use crate::events::TrainEvent;
-use crate::runs::RunStatus;
 use crate::plan::Plan;
+use crate::runs::RunStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
