@@ -7,7 +7,10 @@
 mod sink;
 mod tail;
 
-pub use sink::{read_events, ChannelSink, EventSink, Fanout, JsonlSink, VecSink};
+pub use sink::{
+    read_events, read_logged_events, ChannelSink, EventSink, Fanout, JsonlSink, LoggedEvent,
+    VecSink,
+};
 pub use tail::EventLogTail;
 
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 //! ```text
 //! runs/<run-id>/
 //!   config.toml        the resolved configuration (reproduces the run)
-//!   events.jsonl       every event, one JSON object per line
+//!   events.jsonl       every event, one JSON object per line, with its wall-clock `time`
 //!   report.json        validation metrics of the best epoch, and the run's status
 //!   state.json         progress, for resuming
 //!   best.safetensors   weights of the best epoch
