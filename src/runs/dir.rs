@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::json::read_json;
+use super::json::{read_json, write_json};
+use super::provenance::Provenance;
 use super::report::{Report, TrainState};
 use crate::config::{Ablation, Config};
 
@@ -14,6 +15,8 @@ const REPORT: &str = "report.json";
 const STATE: &str = "state.json";
 const BEST: &str = "best.safetensors";
 const LAST: &str = "last.safetensors";
+const PROVENANCE: &str = "provenance.json";
+const LOG: &str = "run.log";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
@@ -82,6 +85,24 @@ impl RunDir {
     }
     pub fn last_checkpoint(&self) -> PathBuf {
         self.path.join(LAST)
+    }
+
+    pub fn provenance(&self) -> PathBuf {
+        self.path.join(PROVENANCE)
+    }
+    /// The run's own log: the warnings and errors logged while it trained.
+    pub fn log(&self) -> PathBuf {
+        self.path.join(LOG)
+    }
+
+    /// What produced the run so far; empty for a run that predates provenance records.
+    pub fn read_provenance(&self) -> Result<Provenance> {
+        let path = self.provenance();
+        Ok(if path.exists() { read_json(&path)? } else { Provenance::default() })
+    }
+
+    pub fn write_provenance(&self, provenance: &Provenance) -> Result<()> {
+        write_json(&self.provenance(), provenance)
     }
 
     /// Writes the resolved configuration that reproduces the run.

@@ -6,6 +6,8 @@
 //!   events.jsonl       every event, one JSON object per line, with its wall-clock `time`
 //!   report.json        validation metrics of the best epoch, and the run's status
 //!   state.json         progress, for resuming
+//!   provenance.json    what produced it: version, commit, command line, host, times, encoders
+//!   run.log            warnings and errors logged while it trained
 //!   best.safetensors   weights of the best epoch
 //!   last.safetensors   weights at the last epoch boundary (or stop)
 //! runs/cv-<stamp>-<label>/
@@ -18,8 +20,10 @@
 
 mod dir;
 mod json;
+mod provenance;
 mod report;
 
 pub use dir::{CvDir, RunDir};
 pub use json::{read_json, write_json};
+pub use provenance::{ModelProvenance, Provenance, Session};
 pub use report::{Report, RunStatus, TrainState};

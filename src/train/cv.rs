@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::prepare::{load_train, prepare_eval, Prepared, Split};
+use super::provenance;
 use super::run_log::RunLog;
 use super::trained::load_trained_run;
 use super::{select_device, train_on, StopFlag};
@@ -111,6 +112,8 @@ pub fn cross_validate(
         let fold_started = Instant::now();
         let run = cv_dir.create_fold(fold)?;
         run.write_config(&config)?;
+        provenance::begin_session(&run)?;
+        provenance::record_models(&run, &config, loaded.report.text_only_reason.is_none());
         let fold_train = fold_train_indices(&folds, index);
         let prepared = match &validation_file {
             Some(validation) => Prepared {
@@ -144,7 +147,9 @@ pub fn cross_validate(
             &mut log_event,
             stop,
         )
-        .with_context(|| format!("fold {fold} of {k}"))?;
+        .with_context(|| format!("fold {fold} of {k}"));
+        provenance::end_session(&run);
+        let summary = summary?;
         log.emit(TrainEvent::Finished(summary.clone()));
         log.finish().with_context(|| format!("writing {}", run.events().display()))?;
         if stop.is_requested() {

@@ -11,6 +11,7 @@ mod load;
 mod optimizers;
 mod prepare;
 mod priority;
+mod provenance;
 mod run_log;
 mod schedule;
 mod trained;
@@ -25,6 +26,7 @@ pub use evaluate::{decide, probabilities, score, validation_outputs, ValidationO
 pub use load::{load_dataset, ocr_cache_dir, ResolvedDataset};
 pub use prepare::{load_train, prepare, prepare_eval, FeaturizedTrainFile, Prepared, Split};
 pub use priority::lower_compute_pool_priority;
+pub use provenance::git_commit;
 pub use trained::{evaluate_run, load_trained_run, Evaluation, TrainedRun};
 pub use trainer::Trainer;
 
@@ -109,9 +111,11 @@ fn execute(
     sink: &mut dyn EventSink,
     stop: &StopFlag,
 ) -> Result<RunSummary> {
+    provenance::begin_session(run)?;
     let mut forward = |event: &TrainEvent| sink.emit(event);
     let mut log = RunLog::open(run, &mut forward)?;
     let outcome = train(config, run, state, &mut |event| log.emit(event), stop);
+    provenance::end_session(run);
     match &outcome {
         Ok(summary) if !stop.is_requested() => log.emit(TrainEvent::Finished(summary.clone())),
         Ok(_) => {}
@@ -132,6 +136,7 @@ fn train(
 ) -> Result<RunSummary> {
     let device = select_device(&config.train.device)?;
     let prepared = prepare(config, &device, emit)?;
+    provenance::record_models(run, config, prepared.report.text_only_reason.is_none());
     train_on(config, run, state, &prepared, &device, emit, stop)
 }
 
