@@ -8,7 +8,8 @@
 //! `predict` and `cli` read; like `events` it sits below both. `plan` turns a base config
 //! into a plan of runs, which `tui` and `bench` run. `metrics` scores predictions; `ocr`
 //! reads text off new memes; `predict` labels them with a trained run; `cli` wires commands
-//! to the layers. No module imports from a layer above it. `testing` (test checkpoint
+//! to the layers; `logging` routes `tracing` output to the console and each run's log.
+//! No module imports from a layer above it. `testing` (test checkpoint
 //! builders) exists only in test builds and with the `testing` feature.
 
 pub mod bench;
@@ -19,6 +20,7 @@ pub mod data;
 pub mod encoders;
 pub mod events;
 pub mod features;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod ocr;

@@ -23,6 +23,12 @@ use crate::ocr::OcrPolicy;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Log more to stderr (info; -vv debug). Each run's run.log keeps info and above anyway.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log only errors to stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +140,7 @@ impl ConfigArgs {
 pub fn main() -> Result<()> {
     configure_threads();
     let cli = Cli::parse();
+    crate::logging::init(crate::logging::console_level(cli.verbose, cli.quiet));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let command = cli.command.unwrap_or_else(|| {
         Command::Tui(ConfigArgs {

@@ -16,7 +16,9 @@ mod tokenizer_settings;
 pub mod vision;
 mod weights;
 
-pub use resolve::{resolve_model, resolve_model_with, HubSettings, ModelFiles};
+pub use resolve::{
+    resolve_model, resolve_model_reporting, resolve_model_with, Download, HubSettings, ModelFiles,
+};
 pub use text::{TextEncoder, TextEncoderOptions};
 pub use tokenizer::TokenizerFiles;
 pub use vision::VisionEncoder;

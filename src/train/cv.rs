@@ -113,6 +113,7 @@ pub fn cross_validate(
         let run = cv_dir.create_fold(fold)?;
         run.write_config(&config)?;
         provenance::begin_session(&run)?;
+        let _logging_to_run_log = crate::logging::run_span(&run.log()).entered();
         provenance::record_models(&run, &config, loaded.report.text_only_reason.is_none());
         let fold_train = fold_train_indices(&folds, index);
         let prepared = match &validation_file {

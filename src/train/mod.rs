@@ -112,9 +112,12 @@ fn execute(
     stop: &StopFlag,
 ) -> Result<RunSummary> {
     provenance::begin_session(run)?;
+    let _logging_to_run_log = crate::logging::run_span(&run.log()).entered();
     let mut forward = |event: &TrainEvent| sink.emit(event);
     let mut log = RunLog::open(run, &mut forward)?;
-    let outcome = train(config, run, state, &mut |event| log.emit(event), stop);
+    // A panic in training is this run's failure, recorded like any other: the dashboard
+    // that started it keeps running and shows it failed.
+    let outcome = catch_panic(|| train(config, run, state, &mut |event| log.emit(event), stop));
     provenance::end_session(run);
     match &outcome {
         Ok(summary) if !stop.is_requested() => log.emit(TrainEvent::Finished(summary.clone())),
@@ -125,6 +128,18 @@ fn execute(
         Err(e) if outcome.is_ok() => Err(e.context("writing events")),
         _ => outcome,
     }
+}
+
+/// `job`'s result, or its panic as an error carrying the panic's message.
+fn catch_panic<T>(job: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(anyhow::anyhow!("the trainer panicked: {message}"))
+    })
 }
 
 fn train(
@@ -180,4 +195,18 @@ pub(crate) fn train_on(
     }));
     let mut trainer = Trainer { config, run, device: &device, stop, emit };
     trainer.train(prepared, &model, &varmap, state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_training_becomes_the_runs_error() {
+        let panicked = catch_panic::<()>(|| panic!("index out of bounds: {}", 7));
+        let message = format!("{:#}", panicked.unwrap_err());
+        assert_eq!(message, "the trainer panicked: index out of bounds: 7");
+        assert_eq!(catch_panic(|| Ok(3)).unwrap(), 3);
+        assert!(catch_panic::<()>(|| anyhow::bail!("plain error")).is_err());
+    }
 }
