@@ -8,7 +8,7 @@
 //! `predict` and `cli` read; like `events` it sits below both. `plan` turns a base config
 //! into a plan of runs, which `tui` and `bench` run. `metrics` scores predictions; `ocr`
 //! reads text off new memes; `predict` labels them with a trained run; `cli` wires commands
-//! to the layers; `logging` routes `tracing` output to the console and each run's log.
+//! to the layers; `demo` carries the bundled demo inside the binary; `logging` routes `tracing` output to the console and each run's log.
 //! No module imports from a layer above it. `testing` (test checkpoint
 //! builders) exists only in test builds and with the `testing` feature.
 
@@ -17,6 +17,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod demo;
 pub mod encoders;
 pub mod events;
 pub mod features;

@@ -129,7 +129,13 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     pub fn load(&self) -> Result<Config> {
-        let mut config = Config::load(&self.config, &self.overrides)?;
+        // The default config outside a checkout: the demo the binary carries.
+        let path = if self.config.as_path() == std::path::Path::new(crate::demo::CONFIG) {
+            crate::demo::config_path()?
+        } else {
+            self.config.clone()
+        };
+        let mut config = Config::load(&path, &self.overrides)?;
         if let Some(policy) = self.ocr {
             config.data.ocr = policy;
         }
@@ -144,7 +150,7 @@ pub fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let command = cli.command.unwrap_or_else(|| {
         Command::Tui(ConfigArgs {
-            config: "configs/demo.toml".into(),
+            config: crate::demo::CONFIG.into(),
             overrides: Vec::new(),
             ocr: None,
         })

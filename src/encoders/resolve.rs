@@ -132,7 +132,7 @@ fn resolve(
         return from_folder(spec, path, needs_tokenizer);
     }
     if looks_like_path(spec) {
-        bail!("model folder {spec} does not exist");
+        bail!("model folder {spec} does not exist. {}", how_to_fetch(spec));
     }
     if hub.offline {
         from_cache(spec, needs_tokenizer, hub)
@@ -171,6 +171,23 @@ impl HubSettings {
             (None, None) => Cache::default().path().clone(),
         };
         Self { offline, cache_dir, token: set("HF_TOKEN"), endpoint: set("HF_ENDPOINT") }
+    }
+}
+
+/// What to run to get a missing model folder: the offline MiniLM has its own script; any
+/// other model comes from the hub.
+fn how_to_fetch(spec: &str) -> String {
+    let name = Path::new(spec).file_name().map(|n| n.to_string_lossy().into_owned());
+    match name.as_deref() {
+        Some("all-MiniLM-L6-v2") => "Fetch it with `./scripts/fetch-minilm.sh` in a memescope \
+             checkout (it unpacks the model into models/all-MiniLM-L6-v2), or set the model to \
+             the hub id `sentence-transformers/all-MiniLM-L6-v2` to download it"
+            .to_string(),
+        Some(name) => format!(
+            "Download the model's files (config.json, weights, tokenizer) into that folder, \
+             or give its hub id (`owner/{name}`) instead to download it"
+        ),
+        None => "Give a model folder or a hub id".to_string(),
     }
 }
 

@@ -113,12 +113,18 @@ fn execute(
 ) -> Result<RunSummary> {
     provenance::begin_session(run)?;
     let _logging_to_run_log = crate::logging::run_span(&run.log()).entered();
+    tracing::info!("run {} starts from step {}", run.id, state.global_step);
     let mut forward = |event: &TrainEvent| sink.emit(event);
     let mut log = RunLog::open(run, &mut forward)?;
     // A panic in training is this run's failure, recorded like any other: the dashboard
     // that started it keeps running and shows it failed.
     let outcome = catch_panic(|| train(config, run, state, &mut |event| log.emit(event), stop));
     provenance::end_session(run);
+    // At info: the console already shows a failure through the run's events.
+    match &outcome {
+        Ok(summary) => tracing::info!("run {} ends after {} epochs", run.id, summary.epochs_run),
+        Err(error) => tracing::info!("run {} failed: {error:#}", run.id),
+    }
     match &outcome {
         Ok(summary) if !stop.is_requested() => log.emit(TrainEvent::Finished(summary.clone())),
         Ok(_) => {}
