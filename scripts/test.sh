@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+./scripts/check-msrv.sh
 cargo test --locked
 cargo build --locked --bin memescope
 tests/e2e_tmux.sh tests/fixtures/e2e.toml

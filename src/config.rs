@@ -436,6 +436,7 @@ impl Config {
             .with_context(|| format!("reading config {}", path.display()))?;
         let mut value: toml::Table =
             toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        resolve_against_config_dir(&mut value, path)?;
         for assignment in overrides {
             apply_override(&mut value, assignment)?;
         }
@@ -558,6 +559,45 @@ impl Config {
 
 /// Applies one `section.key=value` assignment. The value is read as a TOML value
 /// (`true`, `3`, `1e-4`, `"x"`, `[1, 2]`) and falls back to a bare string.
+/// The keys that hold file or folder paths.
+const PATH_KEYS: [(&str, &str); 5] = [
+    ("data", "train"),
+    ("data", "validation"),
+    ("data", "images"),
+    ("paths", "runs"),
+    ("paths", "cache"),
+];
+/// The keys that hold a model folder or a hub id.
+const MODEL_KEYS: [(&str, &str); 2] = [("text_encoder", "model"), ("vision_encoder", "model")];
+
+/// Makes the relative paths written in the config file at `path` relative to its folder, so
+/// that a config works from any working directory. A model spec counts as a path when it
+/// starts with `./` or `../` or that folder exists next to the config; otherwise it stays as
+/// written (a hub id, or a folder relative to the working directory). Values given with `--set` are applied after this:
+/// like any command-line path, they are relative to the working directory. Keys the file
+/// leaves out keep their defaults, relative to the working directory too.
+fn resolve_against_config_dir(table: &mut toml::Table, path: &Path) -> Result<()> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let folder = std::path::absolute(folder)
+        .with_context(|| format!("resolving the folder of config {}", path.display()))?;
+    let mut resolve = |section: &str, key: &str, model: bool| {
+        let value = table.get_mut(section).and_then(|s| s.get_mut(key));
+        let Some(toml::Value::String(written)) = value else { return };
+        let candidate = folder.join(written.as_str());
+        let explicit = written.starts_with("./") || written.starts_with("../");
+        if Path::new(written.as_str()).is_relative() && (!model || explicit || candidate.is_dir()) {
+            *written = candidate.display().to_string();
+        }
+    };
+    for (section, key) in PATH_KEYS {
+        resolve(section, key, false);
+    }
+    for (section, key) in MODEL_KEYS {
+        resolve(section, key, true);
+    }
+    Ok(())
+}
+
 pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
     Assignment::parse(assignment)?.apply(table)
 }
@@ -664,6 +704,39 @@ model = "models/all-MiniLM-L6-v2"
         let text = format!("{MINIMAL}\n[ablation]\nmoee = false\n");
         let err = Config::from_toml_str(&text).unwrap_err();
         assert!(format!("{err:#}").contains("moee"), "{err:#}");
+    }
+
+    #[test]
+    fn paths_in_a_file_resolve_against_its_folder_and_set_values_against_the_working_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("elsewhere");
+        std::fs::create_dir_all(folder.join("models/all-MiniLM-L6-v2")).unwrap();
+        let path = folder.join("x.toml");
+        let text = MINIMAL.replace(r#"train = "train.json""#, r#"train = "data/t.json""#);
+        assert_ne!(text, MINIMAL);
+        std::fs::write(&path, format!("{text}\n[vision_encoder]\nmodel = \"owner/clip\"\n"))
+            .unwrap();
+        let overrides = ["data.validation=\"v.json\"".to_string()];
+        let config = Config::load(&path, &overrides).unwrap();
+        assert_eq!(config.data.train, folder.join("data/t.json"));
+        let minilm = folder.join("models/all-MiniLM-L6-v2");
+        assert_eq!(config.text_encoder.model, minilm.display().to_string());
+        assert_eq!(config.vision_encoder.model.as_deref(), Some("owner/clip"), "a hub id stays");
+        assert_eq!(config.data.validation, Some(PathBuf::from("v.json")), "--set: the working dir");
+        assert_eq!(config.paths.runs, PathBuf::from("runs"), "a default: the working dir");
+        // The resolved copy a run directory keeps reads back the same from anywhere.
+        let copy = dir.path().join("run-config.toml");
+        std::fs::write(&copy, config.to_toml_string()).unwrap();
+        assert_eq!(Config::load(&copy, &[]).unwrap().data.train, config.data.train);
+    }
+
+    #[test]
+    fn a_typo_in_a_config_file_names_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typo.toml");
+        std::fs::write(&path, format!("{MINIMAL}\n[train]\nepohcs = 3\n")).unwrap();
+        let message = format!("{:#}", Config::load(&path, &[]).unwrap_err());
+        assert!(message.contains("typo.toml") && message.contains("epohcs"), "{message}");
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! into a plan of runs, which `tui` and `bench` run; `sweep` turns one into command lines
 //! and runs them as child processes or writes them for a scheduler. `metrics` scores
 //! predictions; `ocr` reads text off new memes; `signals` turns SIGINT/SIGTERM into stop
-//! requests; `predict` labels memes with a trained run; `cli` wires commands
-//! to the layers. No module imports from a layer above it. `testing` (test checkpoint
+//! requests; `predict` labels memes with a trained run; `cli` wires commands to the
+//! layers; `demo` carries the bundled demo inside the binary; `logging` routes `tracing`
+//! output to the console and each run's log. No module imports from a layer above it.
+//! `testing` (test checkpoint
 //! builders) exists only in test builds and with the `testing` feature.
 
 pub mod bench;
@@ -18,9 +20,11 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod demo;
 pub mod encoders;
 pub mod events;
 pub mod features;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod ocr;

@@ -41,3 +41,11 @@ fn overrides_apply_on_top_of_a_file() {
     assert!(!config.ablation.moe);
     assert_eq!(config.train.epochs, 2);
 }
+
+#[test]
+fn the_demo_config_finds_its_data_from_any_working_directory() {
+    // Its paths are written relative to configs/, not to the directory memescope runs in.
+    let config = load("demo.toml");
+    assert!(config.data.train.is_absolute() && config.data.train.is_file());
+    assert!(config.data.images.as_deref().is_some_and(std::path::Path::is_dir));
+}

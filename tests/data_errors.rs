@@ -235,3 +235,43 @@ fn a_record_that_is_not_an_object_is_named_by_index() {
         "{err:?}"
     );
 }
+
+/// Peak resident memory of this process (Linux), in bytes.
+fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[test]
+fn a_four_gigabyte_text_field_fails_fast_naming_file_and_record() {
+    // A sparse file: 4 GiB long on paper, a few bytes on disk. Record 1's `ocr_text` opens and
+    // never closes within the file's first gigabytes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memes.json");
+    let head = concat!(
+        r#"[{"sample_id": "TR-1", "ocr_text": "a", "meme_anxiety_category": "Nervousness"},"#,
+        "\n",
+        r#"{"sample_id": "TR-2", "ocr_text": ""#
+    );
+    std::fs::write(&path, head).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(4 << 30).unwrap();
+
+    let started = std::time::Instant::now();
+    let err = Dataset::load(&path, DatasetFormat::Axiom).expect_err("the record is refused");
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(&err, DataError::RecordTooLarge { path: p, record: RecordRef::Index(1), .. } if p == &path),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("memes.json") && message.contains("index 1"), "{message}");
+    // Reading stops at the limit (16 MiB), not at the end of the 4 GiB.
+    assert!(elapsed.as_secs() < 10, "took {elapsed:?}");
+    if let Some(peak) = peak_resident_bytes() {
+        assert!(peak < 1 << 30, "peak resident memory {} MiB", peak >> 20);
+    }
+    // Planning runs reads the same file: it must not allocate it either.
+    assert!(!memescope::data::file_has_reasoning(&path));
+}

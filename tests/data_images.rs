@@ -77,3 +77,65 @@ fn a_missing_folder_masks_every_image() {
     assert_eq!(report.statuses, vec![ImageStatus::Missing, ImageStatus::Missing]);
     assert_eq!(report.summary(), "2 of 2 images masked: 2 missing, 0 undecodable");
 }
+
+#[test]
+fn images_with_a_valid_header_and_truncated_data_are_masked_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Real PNG and JPEG files of some size, cut after their headers and part of the data.
+    let noisy = image::RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 37 % 251) as u8, (y * 53 % 241) as u8, ((x ^ y) * 11 % 239) as u8])
+    });
+    noisy.save(dir.path().join("whole.png")).unwrap();
+    noisy.save(dir.path().join("whole.jpg")).unwrap();
+    for (whole, cut, keep) in [("whole.png", "cut-png.png", 0.5), ("whole.jpg", "cut-jpg.jpg", 0.3)]
+    {
+        let bytes = std::fs::read(dir.path().join(whole)).unwrap();
+        std::fs::write(dir.path().join(cut), &bytes[..(bytes.len() as f64 * keep) as usize])
+            .unwrap();
+    }
+    // A PNG header (signature + IHDR) claiming 60000×60000 pixels and nothing after it.
+    let mut huge = Vec::from(*b"\x89PNG\r\n\x1a\n");
+    let mut ihdr = Vec::from(*b"IHDR");
+    ihdr.extend_from_slice(&60000u32.to_be_bytes());
+    ihdr.extend_from_slice(&60000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    huge.extend_from_slice(&13u32.to_be_bytes());
+    huge.extend_from_slice(&ihdr);
+    huge.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    std::fs::write(dir.path().join("huge.png"), &huge).unwrap();
+
+    let samples: Vec<Sample> = ["whole", "cut-png", "cut-jpg", "huge"].map(sample).to_vec();
+    let report = resolve_images(dir.path(), &samples);
+    assert!(matches!(report.statuses[0], ImageStatus::Found(_)), "{:?}", report.statuses[0]);
+    for (i, name) in [(1, "cut-png.png"), (3, "huge.png")] {
+        assert!(
+            matches!(&report.statuses[i], ImageStatus::Undecodable { path, .. } if path.ends_with(name)),
+            "{:?}",
+            report.statuses[i]
+        );
+        assert!(report.load(i).is_none());
+    }
+    // JPEG decoders may fill a truncated scan with grey; either way nothing crashes, and what
+    // is reported found also loads.
+    match &report.statuses[2] {
+        ImageStatus::Found(_) => assert!(report.load(2).is_some()),
+        ImageStatus::Undecodable { .. } => assert!(report.load(2).is_none()),
+        ImageStatus::Missing => panic!("the cut JPEG exists"),
+    }
+    let broken = report.undecodable();
+    assert!((2..=3).contains(&broken), "{:?}", report.statuses);
+    assert_eq!(report.masked(), broken);
+    assert!(report.summary().contains(&format!("{broken} undecodable")), "{}", report.summary());
+}
+
+/// The CRC-32 PNG chunks end with (over type and data).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}

@@ -71,3 +71,23 @@ fn every_sample_has_a_small_image_except_the_two_broken_on_purpose() {
     let files = std::fs::read_dir(&images).unwrap().count();
     assert_eq!(files, records().len() - 1, "no stray files in {}", images.display());
 }
+
+/// Outside a checkout the binary unpacks the demo it carries: the config's relative paths
+/// hold from the unpacked copy, its data is the same, and its encoder comes from the hub.
+#[test]
+fn the_demo_carried_by_the_binary_unpacks_and_loads_from_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = memescope::demo::unpack(dir.path()).unwrap();
+    assert_eq!(path, dir.path().join("configs/demo.toml"));
+    let config = memescope::config::Config::load(&path, &[]).unwrap();
+    assert_eq!(config.text_encoder.model, "sentence-transformers/all-MiniLM-L6-v2");
+    assert_eq!(config.data.train, dir.path().join("configs/../assets/demo/train.json"));
+    let unpacked = std::fs::read(&config.data.train).unwrap();
+    assert_eq!(unpacked, std::fs::read(demo_dir().join("train.json")).unwrap());
+    let dataset = memescope::data::Dataset::load(&config.data.train, DatasetFormat::Axiom).unwrap();
+    let images = config.data.images.as_deref().unwrap();
+    let report = memescope::data::resolve_images(images, &dataset.samples);
+    assert_eq!((report.missing(), report.undecodable()), (1, 1), "{}", report.summary());
+    // A second unpack (a second first run) keeps the files and gives the same config.
+    assert_eq!(memescope::demo::unpack(dir.path()).unwrap(), path);
+}

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
-use memescope::encoders::{resolve_model_with, HubSettings, TokenizerFiles};
+use memescope::encoders::{
+    resolve_model_reporting, resolve_model_with, Download, HubSettings, TokenizerFiles,
+};
 use memescope::testing::{tiny_roberta_tokenizer, write_slow_tokenizer, write_tiny_roberta};
 
 /// Serves `/<owner>/<name>/resolve/main/<file>` the way the hub does for hf-hub: ranged
@@ -194,5 +196,37 @@ fn the_older_tokenizer_files_are_downloaded_when_tokenizer_json_is_absent() -> R
 
     let offline = HubSettings { offline: true, ..hub.settings(&cache) };
     assert_eq!(resolve_model_with("owner/old-roberta", true, &offline)?, files);
+    Ok(())
+}
+
+/// Downloads report their progress to the caller (for the status line), from the first to
+/// the last byte of each file; files already in the cache are not downloaded again.
+#[test]
+fn downloads_report_progress_to_the_caller_and_cached_files_none() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let folder = dir.path().join("repo");
+    write_tiny_roberta(&folder)?;
+    let served = folder_files(&folder);
+    let hub = FakeHub::start(served.clone(), None);
+    let cache = dir.path().join("cache");
+    let mut reports: Vec<Download> = Vec::new();
+    let files =
+        resolve_model_reporting("owner/tiny", true, &hub.settings(&cache), &mut |d: &Download| {
+            reports.push(d.clone())
+        })?;
+    let weights = served["model.safetensors"].len();
+    let finished: Vec<&Download> = reports
+        .iter()
+        .filter(|d| d.file == "owner/tiny/model.safetensors" && d.done_bytes == d.total_bytes)
+        .collect();
+    assert!(!finished.is_empty(), "{reports:?}");
+    assert_eq!(finished[0].total_bytes, weights);
+    assert!(reports.iter().any(|d| d.file.ends_with("config.json") && d.done_bytes == 0));
+    assert!(reports.iter().all(|d| d.done_bytes <= d.total_bytes), "{reports:?}");
+
+    let mut again = 0;
+    let cached =
+        resolve_model_reporting("owner/tiny", true, &hub.settings(&cache), &mut |_| again += 1)?;
+    assert_eq!((cached, again), (files, 0));
     Ok(())
 }

@@ -69,6 +69,27 @@ fn learns_synthetic_axiom_and_eval_reproduces_validation_metrics() {
     assert!(epochs.iter().all(|e| e.gates.is_some()), "MoE gate usage is reported");
     assert!(matches!(logged.last(), Some(TrainEvent::Finished(_))));
 
+    // What produced the run: this process, and both encoders by the cache's fingerprints.
+    let run = runs::RunDir::open(&summary.run_dir).unwrap();
+    let provenance = run.read_provenance().unwrap();
+    assert_eq!(provenance.sessions.len(), 1);
+    let session = &provenance.sessions[0];
+    assert_eq!(session.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(session.command_line, std::env::args().collect::<Vec<_>>());
+    assert!(session.ended.as_deref().is_some_and(|end| end >= session.started.as_str()));
+    assert_eq!(session.git_commit.as_deref(), train::git_commit());
+    let roles: Vec<&str> = provenance.models.iter().map(|m| m.role.as_str()).collect();
+    assert_eq!(roles, ["text", "vision"]);
+    for (model, spec) in provenance
+        .models
+        .iter()
+        .zip([config.text_encoder.model.clone(), config.vision_encoder.model.clone().unwrap()])
+    {
+        let files = memescope::encoders::resolve_model(&spec, model.role == "text").unwrap();
+        assert_eq!(model.fingerprint, files.fingerprint().unwrap());
+        assert_eq!(model.hub_revision, None, "local folders");
+    }
+
     // Evaluating the saved run from disk on its validation file reproduces report.json.
     let report: runs::Report = runs::read_json(&summary.run_dir.join("report.json")).unwrap();
     assert_eq!(report.macro_f1, summary.macro_f1);

@@ -27,6 +27,12 @@ use crate::train::{ResumeFrom, ResumeOptions};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Log more to stderr (info; -vv debug). Each run's run.log keeps info and above anyway.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log only errors to stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,7 +191,13 @@ impl ConfigArgs {
     }
 
     pub fn load(&self) -> Result<Config> {
-        let mut config = Config::load(&self.config, &self.overrides)?;
+        // The default config outside a checkout: the demo the binary carries.
+        let path = if self.config.as_path() == std::path::Path::new(crate::demo::CONFIG) {
+            crate::demo::config_path()?
+        } else {
+            self.config.clone()
+        };
+        let mut config = Config::load(&path, &self.overrides)?;
         if let Some(policy) = self.ocr {
             config.data.ocr = policy;
         }
@@ -219,10 +231,11 @@ impl ConfigArgs {
 pub fn main() -> Result<ExitCode> {
     configure_threads();
     let cli = Cli::parse();
+    crate::logging::init(crate::logging::console_level(cli.verbose, cli.quiet));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let command = cli.command.unwrap_or_else(|| {
         Command::Tui(ConfigArgs {
-            config: "configs/demo.toml".into(),
+            config: crate::demo::CONFIG.into(),
             overrides: Vec::new(),
             ocr: None,
         })

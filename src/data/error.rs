@@ -33,6 +33,13 @@ pub enum DataError {
     #[error("{path} must hold a JSON array of records, but its top level is {found}")]
     NotAnArray { path: PathBuf, found: &'static str },
 
+    #[error(
+        "{path}: {record} is over {} MiB, far beyond any meme record (a pasted file or \
+         image?); reading stopped there",
+        limit >> 20
+    )]
+    RecordTooLarge { path: PathBuf, record: RecordRef, limit: usize },
+
     #[error("{path} holds no records")]
     Empty { path: PathBuf },
 

@@ -4,6 +4,7 @@
 //! sometimes, vision-language "figurative reasoning" fields. Images live in a folder as
 //! `<sample_id>.<jpg|jpeg|png|webp>`.
 
+mod bounded;
 mod error;
 mod folds;
 mod images;
@@ -11,6 +12,7 @@ mod labels;
 mod reader;
 mod split;
 
+pub use bounded::MAX_RECORD_BYTES;
 pub use error::{DataError, RecordRef};
 pub use folds::{fold_train_indices, stratified_folds};
 pub use images::{check_image, resolve_images, ImageReport, ImageStatus, IMAGE_EXTENSIONS};
@@ -56,11 +58,11 @@ impl Reasoning {
 /// validating the rest of it. Unreadable or malformed files answer `false`: callers use this
 /// to plan runs, and loading the file for a run reports what is wrong with it.
 pub fn file_has_reasoning(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Ok(bytes) = bounded::read_bounded(path, bounded::MAX_RECORD_BYTES) else {
         return false;
     };
     // The fields are `Reasoning`'s own; anything else in a record is skipped.
-    let Ok(records) = serde_json::from_str::<Vec<Reasoning>>(&text) else {
+    let Ok(records) = serde_json::from_slice::<Vec<Reasoning>>(&bytes) else {
         return false;
     };
     records.iter().any(|reasoning| !reasoning.is_empty())

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::bounded::{read_bounded, MAX_RECORD_BYTES};
 use super::error::RecordRef;
 use super::{DataError, Dataset, DatasetFormat, LabelSpace, Reasoning, Sample};
 
@@ -49,8 +50,7 @@ pub(super) fn read_dataset(
     format: DatasetFormat,
     text: TextField,
 ) -> Result<(Dataset, Vec<usize>), DataError> {
-    let bytes =
-        std::fs::read(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
+    let bytes = read_bounded(&path, MAX_RECORD_BYTES)?;
     let (samples, without_text) = parse_records(&path, &bytes, format, text)?;
     Ok((Dataset { source: path, format, space: format.label_space(), samples }, without_text))
 }

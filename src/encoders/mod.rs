@@ -20,7 +20,9 @@ pub mod transformer_layer;
 pub mod vision;
 mod weights;
 
-pub use resolve::{resolve_model, resolve_model_with, HubSettings, ModelFiles};
+pub use resolve::{
+    resolve_model, resolve_model_reporting, resolve_model_with, Download, HubSettings, ModelFiles,
+};
 pub use text::{TextEncoder, TextEncoderOptions};
 pub use tokenizer::TokenizerFiles;
 pub use vision::VisionEncoder;

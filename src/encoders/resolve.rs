@@ -15,11 +15,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use hf_hub::api::sync::{ApiBuilder, ApiRepo};
-use hf_hub::{Cache, Repo};
+use hf_hub::api::Progress;
+use hf_hub::{Cache, CacheRepo, Repo};
 use sha2::{Digest, Sha256};
 
 use super::tokenizer::{TokenizerFiles, TOKENIZER_FORMS};
@@ -77,6 +78,7 @@ fn memoised_file_hash(path: &Path) -> Result<String> {
 
 /// Resolves a local folder or hub id into model files (see the module docs for rules),
 /// with hub settings from the environment.
+/// A download from the hub logs its start and end.
 pub fn resolve_model(spec: &str, needs_tokenizer: bool) -> Result<ModelFiles> {
     resolve_model_with(spec, needs_tokenizer, &HubSettings::from_env())
 }
@@ -87,17 +89,55 @@ pub fn resolve_model_with(
     needs_tokenizer: bool,
     hub: &HubSettings,
 ) -> Result<ModelFiles> {
+    resolve(spec, needs_tokenizer, hub, &mut log_download)
+}
+
+/// [`resolve_model`] that reports each download from the hub as it progresses (for a
+/// status line: hf-hub's own progress bar would draw over the dashboard).
+pub fn resolve_model_reporting(
+    spec: &str,
+    needs_tokenizer: bool,
+    hub: &HubSettings,
+    report: &mut dyn FnMut(&Download),
+) -> Result<ModelFiles> {
+    resolve(spec, needs_tokenizer, hub, report)
+}
+
+/// A file on its way from the hub.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Download {
+    /// `owner/name/file`.
+    pub file: String,
+    pub done_bytes: usize,
+    pub total_bytes: usize,
+    /// Seconds since it started.
+    pub seconds: f64,
+}
+
+fn log_download(download: &Download) {
+    if download.done_bytes == 0 || download.done_bytes == download.total_bytes {
+        let state = if download.done_bytes == 0 { "downloading" } else { "downloaded" };
+        tracing::info!("{state} {} ({} bytes)", download.file, download.total_bytes);
+    }
+}
+
+fn resolve(
+    spec: &str,
+    needs_tokenizer: bool,
+    hub: &HubSettings,
+    report: &mut dyn FnMut(&Download),
+) -> Result<ModelFiles> {
     let path = Path::new(spec);
     if path.exists() {
         return from_folder(spec, path, needs_tokenizer);
     }
     if looks_like_path(spec) {
-        bail!("model folder {spec} does not exist");
+        bail!("model folder {spec} does not exist. {}", how_to_fetch(spec));
     }
     if hub.offline {
         from_cache(spec, needs_tokenizer, hub)
     } else {
-        from_hub(spec, needs_tokenizer, hub)
+        from_hub(spec, needs_tokenizer, hub, report)
     }
 }
 
@@ -131,6 +171,28 @@ impl HubSettings {
             (None, None) => Cache::default().path().clone(),
         };
         Self { offline, cache_dir, token: set("HF_TOKEN"), endpoint: set("HF_ENDPOINT") }
+    }
+}
+
+/// What to run to get a missing model folder: the offline models have their fetch script;
+/// any other model comes from the hub.
+fn how_to_fetch(spec: &str) -> String {
+    let name = Path::new(spec).file_name().map(|n| n.to_string_lossy().into_owned());
+    let offline = |script: &str, folder: &str| {
+        format!(
+            "Fetch it with `./scripts/fetch-model.sh {script}` in a memescope checkout (it \
+             unpacks the model into models/{folder}), or set the model to the hub id \
+             `sentence-transformers/{folder}` to download it"
+        )
+    };
+    match name.as_deref() {
+        Some(folder @ "all-MiniLM-L6-v2") => offline("minilm", folder),
+        Some(folder @ "all-mpnet-base-v2") => offline("mpnet", folder),
+        Some(name) => format!(
+            "Download the model's files (config.json, weights, tokenizer) into that folder, \
+             or give its hub id (`owner/{name}`) instead to download it"
+        ),
+        None => "Give a model folder or a hub id".to_string(),
     }
 }
 
@@ -209,8 +271,14 @@ fn from_cache(id: &str, needs_tokenizer: bool, hub: &HubSettings) -> Result<Mode
     }
 }
 
-fn from_hub(id: &str, needs_tokenizer: bool, hub: &HubSettings) -> Result<ModelFiles> {
-    let mut builder = ApiBuilder::from_cache(Cache::new(hub.cache_dir.clone())).with_progress(true);
+fn from_hub(
+    id: &str,
+    needs_tokenizer: bool,
+    hub: &HubSettings,
+    report: &mut dyn FnMut(&Download),
+) -> Result<ModelFiles> {
+    let mut builder =
+        ApiBuilder::from_cache(Cache::new(hub.cache_dir.clone())).with_progress(false);
     if let Some(endpoint) = &hub.endpoint {
         builder = builder.with_endpoint(endpoint.clone());
     }
@@ -219,33 +287,92 @@ fn from_hub(id: &str, needs_tokenizer: bool, hub: &HubSettings) -> Result<ModelF
     }
     let api = builder.build().map_err(|e| hub_error(id, "connecting to the hub", &e))?;
     let repo = api.model(id.to_string());
-    let required = |file: &str| {
-        fetch(&repo, id, file)?.with_context(|| format!("`{id}` on the hub has no {file}"))
+    let cached = Cache::new(hub.cache_dir.clone()).repo(Repo::model(id.to_string()));
+    let mut fetch = |file: &str| fetch(&repo, &cached, id, file, &mut *report);
+    let required = |fetch: &mut dyn FnMut(&str) -> Result<Option<PathBuf>>, file: &str| {
+        fetch(file)?.with_context(|| format!("`{id}` on the hub has no {file}"))
     };
-    let config = required(CONFIG)?;
+    let config = required(&mut fetch, CONFIG)?;
     // Only when tokenizer.json is absent are the older tokenizer files asked for.
     let tokenizer = if needs_tokenizer {
-        let found = TokenizerFiles::find(|name| fetch(&repo, id, name))?;
+        let found = TokenizerFiles::find(&mut fetch)?;
         Some(found.with_context(|| format!("`{id}` on the hub has no {TOKENIZER_FORMS}"))?)
     } else {
         None
     };
     // Prefer safetensors; older repositories only have the PyTorch pickle.
-    let weights = match fetch(&repo, id, WEIGHTS[0])? {
+    let weights = match fetch(WEIGHTS[0])? {
         Some(path) => path,
-        None => fetch(&repo, id, WEIGHTS[1])?.with_context(|| {
+        None => fetch(WEIGHTS[1])?.with_context(|| {
             format!("`{id}` on the hub has neither {} nor {}", WEIGHTS[0], WEIGHTS[1])
         })?,
     };
     Ok(ModelFiles { spec: id.to_string(), config, tokenizer, weights })
 }
 
-/// Downloads (or finds in the cache) one file; `None` when the repository lacks it.
-fn fetch(repo: &ApiRepo, id: &str, file: &str) -> Result<Option<PathBuf>> {
-    match repo.get(file) {
+/// Finds one file in the cache, or downloads it reporting progress; `None` when the
+/// repository lacks it.
+fn fetch(
+    repo: &ApiRepo,
+    cached: &CacheRepo,
+    id: &str,
+    file: &str,
+    report: &mut dyn FnMut(&Download),
+) -> Result<Option<PathBuf>> {
+    if let Some(path) = cached.get(file) {
+        return Ok(Some(path));
+    }
+    let progress = DownloadProgress {
+        download: Download {
+            file: format!("{id}/{file}"),
+            done_bytes: 0,
+            total_bytes: 0,
+            seconds: 0.0,
+        },
+        started: Instant::now(),
+        last_report: None,
+        report,
+    };
+    match repo.download_with_progress(file, progress) {
         Ok(path) => Ok(Some(path)),
         Err(e) if http_status(&e.to_string()) == Some(404) => Ok(None),
         Err(e) => Err(hub_error(id, &format!("downloading {file}"), &e)),
+    }
+}
+
+/// hf-hub's download progress, passed on as [`Download`]s at most ten times a second.
+struct DownloadProgress<'a> {
+    download: Download,
+    started: Instant,
+    last_report: Option<Instant>,
+    report: &'a mut dyn FnMut(&Download),
+}
+
+impl DownloadProgress<'_> {
+    fn send(&mut self, always: bool) {
+        let due = self.last_report.is_none_or(|last| last.elapsed().as_millis() >= 100);
+        if always || due {
+            self.download.seconds = self.started.elapsed().as_secs_f64();
+            (self.report)(&self.download);
+            self.last_report = Some(Instant::now());
+        }
+    }
+}
+
+impl Progress for DownloadProgress<'_> {
+    fn init(&mut self, size: usize, _filename: &str) {
+        self.download.total_bytes = size;
+        self.send(true);
+    }
+
+    fn update(&mut self, size: usize) {
+        self.download.done_bytes += size;
+        self.send(false);
+    }
+
+    fn finish(&mut self) {
+        self.download.done_bytes = self.download.total_bytes;
+        self.send(true);
     }
 }
 

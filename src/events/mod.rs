@@ -7,8 +7,8 @@
 mod sink;
 mod tail;
 
-pub use sink::{ChannelSink, EventSink, Fanout, JsonlSink, VecSink};
-pub use tail::{read_events, EventLogTail};
+pub use sink::{ChannelSink, EventSink, Fanout, JsonlSink, LoggedEvent, VecSink};
+pub use tail::{read_events, read_logged_events, EventLogTail};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
 use super::TrainEvent;
 
@@ -30,9 +31,29 @@ impl JsonlSink {
     }
 }
 
+/// One line of `events.jsonl`: the event, and the wall-clock time it was written (RFC 3339,
+/// local time with its offset). Logs written before events carried a time have none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedEvent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    #[serde(flatten)]
+    pub event: TrainEvent,
+}
+
+/// What [`JsonlSink`] writes: a [`LoggedEvent`] without cloning the event.
+#[derive(Serialize)]
+struct StampedLine<'a> {
+    time: String,
+    #[serde(flatten)]
+    event: &'a TrainEvent,
+}
+
 impl EventSink for JsonlSink {
     fn emit(&mut self, event: &TrainEvent) -> Result<()> {
-        let mut line = serde_json::to_string(event).expect("events always serialise");
+        let time = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+        let mut line =
+            serde_json::to_string(&StampedLine { time, event }).expect("events always serialise");
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
@@ -68,5 +89,44 @@ impl EventSink for VecSink {
     fn emit(&mut self, event: &TrainEvent) -> Result<()> {
         self.0.push(event.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{read_events, read_logged_events};
+
+    fn failed(message: &str) -> TrainEvent {
+        TrainEvent::Failed { message: message.into() }
+    }
+
+    #[test]
+    fn written_events_carry_a_time_and_old_logs_without_one_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        // A line as logs were written before events carried a time.
+        std::fs::write(&path, "{\"event\":\"failed\",\"message\":\"old\"}\n").unwrap();
+        let mut sink = JsonlSink::append(&path).unwrap();
+        sink.emit(&failed("new")).unwrap();
+        sink.emit(&TrainEvent::Stage { name: "data".into(), detail: "x".into() }).unwrap();
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().nth(1).unwrap().starts_with("{\"time\":\""), "{text}");
+        assert_eq!(
+            read_events(&path).unwrap(),
+            [
+                failed("old"),
+                failed("new"),
+                TrainEvent::Stage { name: "data".into(), detail: "x".into() }
+            ]
+        );
+        let logged = read_logged_events(&path).unwrap();
+        assert_eq!(logged[0], LoggedEvent { time: None, event: failed("old") });
+        let time = logged[1].time.as_deref().expect("a new line has its time");
+        let parsed = chrono::DateTime::parse_from_rfc3339(time).expect("RFC 3339");
+        let age = chrono::Local::now().signed_duration_since(parsed);
+        assert!(age.num_seconds().abs() < 60, "{time}");
+        assert_eq!(logged[1].event, failed("new"));
     }
 }

@@ -16,13 +16,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::TrainEvent;
+use super::{LoggedEvent, TrainEvent};
 
 /// The events of an events file's whole lines; the file must exist. A malformed whole
 /// line is an error naming file and line.
 pub fn read_events(path: &Path) -> Result<Vec<TrainEvent>> {
+    Ok(read_logged_events(path)?.into_iter().map(|logged| logged.event).collect())
+}
+
+/// [`read_events`] with each event's time, where the log recorded one.
+pub fn read_logged_events(path: &Path) -> Result<Vec<LoggedEvent>> {
     File::open(path).with_context(|| format!("opening event log {}", path.display()))?;
-    EventLogTail::new(path).poll()
+    EventLogTail::new(path).poll_logged()
 }
 
 pub struct EventLogTail {
@@ -48,6 +53,11 @@ impl EventLogTail {
     /// an error (the run may not have written its first event yet); a file that shrank
     /// is, because the events already shown would no longer match it.
     pub fn poll(&mut self) -> Result<Vec<TrainEvent>> {
+        Ok(self.poll_logged()?.into_iter().map(|logged| logged.event).collect())
+    }
+
+    /// [`EventLogTail::poll`] with each event's time, where the log recorded one.
+    pub fn poll_logged(&mut self) -> Result<Vec<LoggedEvent>> {
         let mut file = match File::open(&self.path) {
             Ok(file) => file,
             Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),

@@ -12,7 +12,10 @@ use super::{Features, LexicalFeatures, LexicalSpec, TokenStates};
 use crate::cache::{CacheKey, CacheStatus, FeatureCache};
 use crate::config::Config;
 use crate::data::{ImageReport, ImageStatus, Sample};
-use crate::encoders::{resolve_model, ModelFiles, TextEncoder, TextEncoderOptions, VisionEncoder};
+use crate::encoders::{
+    resolve_model, resolve_model_reporting, Download, HubSettings, ModelFiles, TextEncoder,
+    TextEncoderOptions, VisionEncoder,
+};
 use crate::events::TrainEvent;
 
 /// What happened while featurising, for the user.
@@ -114,7 +117,8 @@ pub fn featurize_samples(
             let summary = images.summary();
             emit(stage("images", format!("{name}: {summary}")));
             report.image_summary = Some(summary);
-            let key = image_key(config, model, &images.statuses)?;
+            let files = resolve_reporting(model, false, emit)?;
+            let key = image_key(config, &files, &images.statuses)?;
             let (tensor, status) = cache.get_or_compute(&key, input.samples.len(), || {
                 encode_images(config, model, images, device, emit)
             })?;
@@ -156,7 +160,7 @@ fn text_features(
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<(Tensor, CacheStatus)> {
     let settings = &config.text_encoder;
-    let files = resolve_model(&settings.model, true)?;
+    let files = resolve_reporting(&settings.model, true, emit)?;
     let texts = model_texts(config, samples);
     let key = text_cache_key(config, &files, &texts)?;
     cache.get_or_compute(&key, texts.len(), || {
@@ -197,7 +201,7 @@ fn token_states(
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<(TokenStates, CacheStatus)> {
     let settings = &config.text_encoder;
-    let files = resolve_model(&settings.model, true)?;
+    let files = resolve_reporting(&settings.model, true, emit)?;
     let texts = model_texts(config, samples);
     let layers = crate::encoders::text_model::read_config(&files.config)?.num_layers();
     let Some(from_layer) = layers.checked_sub(settings.finetune_layers) else {
@@ -238,6 +242,25 @@ fn token_states(
     // unless only the lengths had to be rebuilt.
     let status = if lengths_status.is_hit() { status } else { lengths_status };
     Ok((states, status))
+}
+
+/// Resolves an encoder, showing a download from the hub as progress in MiB (the status
+/// line and headless progress show it like encoding progress).
+fn resolve_reporting(
+    spec: &str,
+    needs_tokenizer: bool,
+    emit: &mut dyn FnMut(TrainEvent),
+) -> Result<ModelFiles> {
+    let hub = HubSettings::from_env();
+    resolve_model_reporting(spec, needs_tokenizer, &hub, &mut |download: &Download| {
+        let done = download.done_bytes >> 20;
+        emit(TrainEvent::Progress {
+            stage: format!("downloading {} (MiB)", download.file),
+            done,
+            total: download.total_bytes.div_ceil(1 << 20),
+            per_second: if download.seconds > 0.0 { done as f64 / download.seconds } else { 0.0 },
+        })
+    })
 }
 
 /// The text the encoder sees of each sample.
@@ -284,8 +307,7 @@ fn texts_digest(texts: &[String]) -> String {
 /// Images change without any dataset file changing, so the key covers each row's image
 /// path, size and modification time (hashing every image's bytes on each run would cost
 /// seconds on a real dataset; a rewritten image gets a new modification time).
-fn image_key(config: &Config, model: &str, statuses: &[ImageStatus]) -> Result<CacheKey> {
-    let files = resolve_model(model, false)?;
+fn image_key(config: &Config, files: &ModelFiles, statuses: &[ImageStatus]) -> Result<CacheKey> {
     let mut hasher = Sha256::new();
     for status in statuses {
         match status {

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::json::read_json;
+use super::json::{read_json, write_json};
+use super::provenance::Provenance;
 use super::report::{Report, TrainState};
 use crate::config::{Ablation, Config};
 
@@ -14,6 +15,8 @@ const REPORT: &str = "report.json";
 const STATE: &str = "state.json";
 const BEST: &str = "best.safetensors";
 const LAST: &str = "last.safetensors";
+const PROVENANCE: &str = "provenance.json";
+const LOG: &str = "run.log";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
@@ -82,6 +85,24 @@ impl RunDir {
     }
     pub fn last_checkpoint(&self) -> PathBuf {
         self.path.join(LAST)
+    }
+
+    pub fn provenance(&self) -> PathBuf {
+        self.path.join(PROVENANCE)
+    }
+    /// The run's own log: the warnings and errors logged while it trained.
+    pub fn log(&self) -> PathBuf {
+        self.path.join(LOG)
+    }
+
+    /// What produced the run so far; empty for a run that predates provenance records.
+    pub fn read_provenance(&self) -> Result<Provenance> {
+        let path = self.provenance();
+        Ok(if path.exists() { read_json(&path)? } else { Provenance::default() })
+    }
+
+    pub fn write_provenance(&self, provenance: &Provenance) -> Result<()> {
+        write_json(&self.provenance(), provenance)
     }
 
     /// Writes the resolved configuration that reproduces the run.
@@ -206,6 +227,30 @@ mod tests {
             assert!(a.id.contains(&format!("-{host}-")), "{} names the machine", a.id);
         }
         assert!(RunDir::open(&a.path).is_err(), "no config.toml yet");
+    }
+
+    #[test]
+    fn runs_started_at_once_by_two_dashboards_never_share_a_directory() {
+        // Two dashboards on one runs directory start runs in the same second: each creation
+        // claims its directory atomically, so the ids differ and every run is alone in its own.
+        let root = tempfile::tempdir().unwrap();
+        let barrier = std::sync::Barrier::new(8);
+        let runs: Vec<RunDir> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        RunDir::create(root.path(), &Ablation::default()).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 8, "{ids:?}");
+        assert!(runs.iter().all(|r| r.path.is_dir()));
     }
 
     #[test]

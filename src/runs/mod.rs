@@ -3,9 +3,11 @@
 //! ```text
 //! runs/<run-id>/
 //!   config.toml        the resolved configuration (reproduces the run)
-//!   events.jsonl       every event, one JSON object per line
+//!   events.jsonl       every event, one JSON object per line, with its wall-clock `time`
 //!   report.json        validation metrics of the best epoch, and the run's status
 //!   state.json         progress, for resuming
+//!   provenance.json    what produced it: version, commit, command line, host, times, encoders
+//!   run.log            warnings and errors logged while it trained
 //!   best.safetensors   weights of the best epoch (and its training state)
 //!   last.safetensors   weights, training state and optimizer moments at the last
 //!                      completed epoch: what `--resume` continues from
@@ -21,10 +23,12 @@ mod atomic;
 mod checkpoint;
 mod dir;
 mod json;
+mod provenance;
 mod report;
 
 pub use atomic::write_atomic;
 pub use checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, OptimizerState};
 pub use dir::{CvDir, RunDir};
 pub use json::{read_json, write_json};
+pub use provenance::{ModelProvenance, Provenance, Session};
 pub use report::{Report, RunStatus, TrainState};

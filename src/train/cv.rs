@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::prepare::{load_train, prepare_eval, Prepared, Split};
+use super::provenance;
 use super::resume::Start;
 use super::run_log::RunLog;
 use super::trained::load_trained_run;
@@ -112,6 +113,9 @@ pub fn cross_validate(
         let fold_started = Instant::now();
         let run = cv_dir.create_fold(fold)?;
         run.write_config(&config)?;
+        provenance::begin_session(&run)?;
+        let _logging_to_run_log = crate::logging::run_span(&run.log()).entered();
+        provenance::record_models(&run, &config, loaded.report.text_only_reason.is_none());
         let fold_train = fold_train_indices(&folds, index);
         let prepared = match &validation_file {
             Some(validation) => Prepared {
@@ -138,7 +142,9 @@ pub fn cross_validate(
         let mut log_event = |event: TrainEvent| log.emit(event);
         let summary =
             train_on(&config, &run, Start::fresh(), &prepared, &device, &mut log_event, stop)
-                .with_context(|| format!("fold {fold} of {k}"))?;
+                .with_context(|| format!("fold {fold} of {k}"));
+        provenance::end_session(&run);
+        let summary = summary?;
         if !stop.stopped_a_run() {
             log.emit(TrainEvent::Finished(summary.clone()));
         }

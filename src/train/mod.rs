@@ -11,6 +11,7 @@ mod load;
 mod optimizers;
 mod prepare;
 mod priority;
+mod provenance;
 mod resume;
 mod run_log;
 mod schedule;
@@ -26,6 +27,7 @@ pub use evaluate::{decide, probabilities, score, validation_outputs, ValidationO
 pub use load::{load_dataset, ocr_cache_dir, ResolvedDataset};
 pub use prepare::{load_train, prepare, prepare_eval, FeaturizedTrainFile, Prepared, Split};
 pub use priority::lower_compute_pool_priority;
+pub use provenance::git_commit;
 pub use resume::{ResumeFrom, ResumeOptions};
 pub use trained::{evaluate_run, load_trained_run, Evaluation, TrainedRun};
 pub use trainer::Trainer;
@@ -131,9 +133,20 @@ fn execute(
     sink: &mut dyn EventSink,
     stop: &StopFlag,
 ) -> Result<RunSummary> {
+    provenance::begin_session(run)?;
+    let _logging_to_run_log = crate::logging::run_span(&run.log()).entered();
+    tracing::info!("run {} starts from step {}", run.id, start.state.global_step);
     let mut forward = |event: &TrainEvent| sink.emit(event);
     let mut log = RunLog::open(run, &mut forward)?;
-    let outcome = train(config, run, start, &mut |event| log.emit(event), stop);
+    // A panic in training is this run's failure, recorded like any other: the dashboard
+    // that started it keeps running and shows it failed.
+    let outcome = catch_panic(|| train(config, run, start, &mut |event| log.emit(event), stop));
+    provenance::end_session(run);
+    // At info: the console already shows a failure through the run's events.
+    match &outcome {
+        Ok(summary) => tracing::info!("run {} ends after {} epochs", run.id, summary.epochs_run),
+        Err(error) => tracing::info!("run {} failed: {error:#}", run.id),
+    }
     match &outcome {
         Ok(summary) if !stop.stopped_a_run() => log.emit(TrainEvent::Finished(summary.clone())),
         Ok(_) => {}
@@ -145,6 +158,18 @@ fn execute(
     }
 }
 
+/// `job`'s result, or its panic as an error carrying the panic's message.
+fn catch_panic<T>(job: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(anyhow::anyhow!("the trainer panicked: {message}"))
+    })
+}
+
 fn train(
     config: &Config,
     run: &RunDir,
@@ -154,6 +179,7 @@ fn train(
 ) -> Result<RunSummary> {
     let device = select_device(&config.train.device)?;
     let prepared = prepare(config, &device, emit)?;
+    provenance::record_models(run, config, prepared.report.text_only_reason.is_none());
     train_on(config, run, start, &prepared, &device, emit, stop)
 }
 
@@ -197,4 +223,18 @@ pub(crate) fn train_on(
     let mut trainer = Trainer { config, run, device: &device, stop, emit };
     let optimizer = start.checkpoint.as_ref().and_then(|(_, c)| c.optimizer.as_ref());
     trainer.train(prepared, &model, &varmap, start.state, optimizer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_training_becomes_the_runs_error() {
+        let panicked = catch_panic::<()>(|| panic!("index out of bounds: {}", 7));
+        let message = format!("{:#}", panicked.unwrap_err());
+        assert_eq!(message, "the trainer panicked: index out of bounds: 7");
+        assert_eq!(catch_panic(|| Ok(3)).unwrap(), 3);
+        assert!(catch_panic::<()>(|| anyhow::bail!("plain error")).is_err());
+    }
 }

@@ -35,12 +35,13 @@ use crate::config::Config;
 use crate::events::EventLogTail;
 use crate::runs::RunDir;
 use crate::signals::{StopSignal, StopSignals};
-use terminal::{init_logging, TerminalGuard};
+use terminal::TerminalGuard;
 
 /// `memescope tui`: the dashboard, starting runs from `config` into `runs_dir`
-/// (which overrides `config.paths.runs`). Logs go to `<runs_dir>/memescope.log`.
-/// Each entry point returns the signal (SIGINT, SIGTERM) that closed the dashboard, if one
-/// did: the run in flight was asked to stop first.
+/// (which overrides `config.paths.runs`). The dashboard's own log lines go to
+/// `<runs_dir>/memescope.log`, each run's to its `run.log`. Each entry point returns the
+/// signal (SIGINT, SIGTERM) that closed the dashboard, if one did: the run in flight was
+/// asked to stop first.
 pub async fn run_live(config: Config, runs_dir: PathBuf) -> Result<Option<StopSignal>> {
     open_live(config, runs_dir, false).await
 }
@@ -59,7 +60,7 @@ async fn open_live(
     config.paths.runs = runs_dir.clone();
     std::fs::create_dir_all(&runs_dir)
         .with_context(|| format!("creating runs directory {}", runs_dir.display()))?;
-    init_logging(&runs_dir.join("memescope.log"))?;
+    crate::logging::console_to_file(&runs_dir.join("memescope.log"))?;
     let probe = config.clone();
     let has_reasoning =
         tokio::task::spawn_blocking(move || crate::plan::data_has_reasoning(&probe))
@@ -80,7 +81,7 @@ pub async fn run_watch(run_dir: PathBuf) -> Result<Option<StopSignal>> {
         bail!("{} is not a run directory", run_dir.display());
     }
     let log_dir = run_dir.parent().map(PathBuf::from).unwrap_or_default();
-    init_logging(&log_dir.join("memescope.log"))?;
+    crate::logging::console_to_file(&log_dir.join("memescope.log"))?;
     let follower = EventLogTail::new(&RunDir::at(&run_dir).events());
     let mut app = App::watch(run_dir);
     app.scan_runs();
