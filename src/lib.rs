@@ -5,7 +5,8 @@
 //! → `events` → {`tui` panes, JSONL sink}. `config` sits below them all (it imports only
 //! `data` and `ocr` types); `features` builds its lexical spec from the config, so nothing
 //! points back up. `runs` owns the run directory's format, which `train` writes and `tui`,
-//! `predict` and `cli` read; like `events` it sits below both. `plan` turns a base config
+//! `predict`, `report` and `cli` read; like `events` it sits below both. `report` draws
+//! figures and a summary from run directories. `plan` turns a base config
 //! into a plan of runs, which `tui` and `bench` run. `metrics` scores predictions; `ocr`
 //! reads text off new memes; `predict` labels them with a trained run; `cli` wires commands
 //! to the layers. No module imports from a layer above it. `testing` (test checkpoint
@@ -24,6 +25,7 @@ pub mod model;
 pub mod ocr;
 pub mod plan;
 pub mod predict;
+pub mod report;
 pub mod runs;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -6,6 +6,7 @@ mod cv;
 mod eval;
 mod predict;
 mod progress;
+mod report;
 mod train;
 
 use std::io::IsTerminal;
@@ -49,6 +50,10 @@ pub enum Command {
         data: PathBuf,
         #[arg(long, value_name = "DIR")]
         images: Option<PathBuf>,
+        /// Also write each sample's truth, label probabilities and predicted labels to FILE
+        /// (JSON lines, the format of a run's predictions.jsonl).
+        #[arg(long, value_name = "FILE")]
+        predictions: Option<PathBuf>,
     },
     /// Label new memes (image files and/or folders of them) with a trained run: reads each
     /// image's text by OCR and prints every label's probability.
@@ -99,6 +104,18 @@ pub enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Figures (PNG and SVG) and a Markdown summary from run directories: loss curves,
+    /// per-class F1, confusion matrices, gate usage, and a table of the runs' config
+    /// differences and F1s (mean ± std over runs that differ only by train.seed). Prints
+    /// the files written.
+    Report {
+        /// Run directories (each with its config.toml), in the order tables list them.
+        #[arg(value_name = "RUN_DIR", required = true)]
+        runs: Vec<PathBuf>,
+        /// Folder for the figures and summary.md (created if missing; files are replaced).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Follow a run's events live (or replay a finished run) in the dashboard.
     Watch {
@@ -163,7 +180,9 @@ pub fn main() -> Result<()> {
                 )?)
                 .await
             }
-            Command::Eval { run, data, images } => eval::run(&run, &data, images.as_deref()),
+            Command::Eval { run, data, images, predictions } => {
+                eval::run(&run, &data, images.as_deref(), predictions.as_deref())
+            }
             Command::Predict { run, images, json } => predict::run(&run, &images, json),
             Command::Cache(args) => cache::run(&args.load()?),
             Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed),
@@ -174,6 +193,7 @@ pub fn main() -> Result<()> {
                 let config = config.load()?;
                 tokio::task::spawn_blocking(move || bench::run(config, &options, json)).await?
             }
+            Command::Report { runs, out } => report::run(&runs, &out),
             Command::Watch { run } => crate::tui::run_watch(run).await,
         }
     })
