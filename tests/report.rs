@@ -23,13 +23,19 @@ struct TwoRuns {
     no_moe: PathBuf,
 }
 
+/// Synthetic AxiOM data (`per_class` memes of each label from `seed`) and the config of a
+/// tiny run over it, all in `dir`.
+fn synthetic(dir: &Path, per_class: usize, seed: u64) -> (common::Synthetic, Config) {
+    let data = common::axiom(&dir.join("data"), per_class, seed);
+    let (bert, clip) = common::tiny_encoders(dir);
+    let config =
+        Config::from_toml_str(&common::config_toml(&data, "axiom", &bert, &clip, dir)).unwrap();
+    (data, config)
+}
+
 fn two_runs() -> TwoRuns {
     let dir = tempfile::tempdir().unwrap();
-    let data = common::axiom(&dir.path().join("data"), 8, 5);
-    let (bert, clip) = common::tiny_encoders(dir.path());
-    let mut config =
-        Config::from_toml_str(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()))
-            .unwrap();
+    let (data, mut config) = synthetic(dir.path(), 8, 5);
     config.train.epochs = EPOCHS;
     let train = |config: Config| {
         train::run(config, &mut VecSink::default(), &StopFlag::default()).unwrap().run_dir
@@ -190,7 +196,7 @@ fn runs_write_predictions_and_metrics_and_report_draws_them() {
     assert_eq!(old_rows.len(), EPOCHS);
     assert_eq!(old_rows, RunDir::open(&runs.no_moe).unwrap().read_epochs().unwrap());
     let old_out = out.path().join("old-report");
-    let written = memescope::report::write_report(&[old.clone()], &old_out).unwrap();
+    let written = memescope::report::write_report(std::slice::from_ref(&old), &old_out).unwrap();
     assert!(written.contains(&old_out.join("loss.png")));
     assert!(written.contains(&old_out.join("confusion-old-run.svg")));
     assert_drawn(&old_out.join("loss.png"));
@@ -200,11 +206,7 @@ fn runs_write_predictions_and_metrics_and_report_draws_them() {
 #[test]
 fn runs_differing_only_by_seed_are_summarised_over_seeds() {
     let dir = tempfile::tempdir().unwrap();
-    let data = common::axiom(&dir.path().join("data"), 4, 9);
-    let (bert, clip) = common::tiny_encoders(dir.path());
-    let mut config =
-        Config::from_toml_str(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()))
-            .unwrap();
+    let (_, mut config) = synthetic(dir.path(), 4, 9);
     config.train.epochs = 1;
     let mut dirs = Vec::new();
     for seed in [1, 2] {

@@ -117,21 +117,20 @@ pub fn legend_height(entries: usize, width: u32) -> u32 {
 
 const LEGEND_ENTRY_WIDTH: u32 = 380;
 
-/// One swatch and name per run, left to right, wrapping; names longer than an entry are
-/// shortened from the left (run ids differ at their end).
-pub fn draw_legend<DB: DrawingBackend>(
+/// One swatch (in [`run_color`]) and name per run, left to right, wrapping; names longer
+/// than an entry are shortened from the left (run ids differ at their end).
+pub fn draw_run_legend<'a, DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    entries: &[(String, RGBColor)],
+    names: impl IntoIterator<Item = &'a str>,
 ) -> DrawResult<DB> {
     let (width, _) = area.dim_in_pixel();
     let per_row = (width / LEGEND_ENTRY_WIDTH).max(1) as usize;
     let style = anchored(text_style(SMALL_SIZE), HPos::Left, VPos::Center);
-    for (i, (name, color)) in entries.iter().enumerate() {
+    for (i, name) in names.into_iter().enumerate() {
         let x = 20 + (i % per_row) as i32 * LEGEND_ENTRY_WIDTH as i32;
         let y = 20 + (i / per_row) as i32 * 30;
-        area.draw(&Rectangle::new([(x, y - 7), (x + 28, y + 7)], color.filled()))?;
-        let name = shorten_left(name, 30);
-        area.draw(&Text::new(name, (x + 36, y), style.clone()))?;
+        area.draw(&Rectangle::new([(x, y - 7), (x + 28, y + 7)], run_color(i).filled()))?;
+        area.draw(&Text::new(shorten_left(name, 30), (x + 36, y), style.clone()))?;
     }
     Ok(())
 }

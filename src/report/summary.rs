@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::loaded::ReportedRun;
-use crate::plan::flattened_config;
+use crate::config::Config;
+use crate::plan::{config_difference, flattened_config};
 
 /// Keys that say where files live, not what was trained: left out of the differences.
 const LOCATION_SECTION: &str = "paths.";
@@ -16,7 +17,8 @@ const SEED: &str = "train.seed";
 pub fn summary_markdown(runs: &[ReportedRun], figures: &[(String, String)]) -> String {
     let settings: Vec<Option<BTreeMap<String, String>>> =
         runs.iter().map(|run| run.config.as_ref().map(trained_settings)).collect();
-    let varying = varying_keys(&settings);
+    let configs: Vec<Option<&Config>> = runs.iter().map(|run| run.config.as_ref()).collect();
+    let varying = varying_keys(&configs);
     let mut md = String::from("# memescope report\n\n");
     let _ = writeln!(
         md,
@@ -66,19 +68,24 @@ pub fn summary_markdown(runs: &[ReportedRun], figures: &[(String, String)]) -> S
 }
 
 /// The flattened config without the keys that only say where files live.
-fn trained_settings(config: &crate::config::Config) -> BTreeMap<String, String> {
+fn trained_settings(config: &Config) -> BTreeMap<String, String> {
     let mut settings = flattened_config(config);
     settings.retain(|key, _| !key.starts_with(LOCATION_SECTION));
     settings
 }
 
-/// The keys whose value is not the same in every readable config.
-fn varying_keys(settings: &[Option<BTreeMap<String, String>>]) -> Vec<String> {
-    let known: Vec<&BTreeMap<String, String>> = settings.iter().flatten().collect();
-    let mut keys: Vec<String> = known.iter().flat_map(|s| s.keys().cloned()).collect();
+/// The keys (outside `paths`) whose value is not the same in every readable config.
+fn varying_keys(configs: &[Option<&Config>]) -> Vec<String> {
+    let known: Vec<&Config> = configs.iter().flatten().copied().collect();
+    let Some(first) = known.first() else { return Vec::new() };
+    let mut keys: Vec<String> = known
+        .iter()
+        .flat_map(|config| config_difference(first, config))
+        .map(|(key, _)| key)
+        .filter(|key| !key.starts_with(LOCATION_SECTION))
+        .collect();
     keys.sort();
     keys.dedup();
-    keys.retain(|key| known.iter().any(|s| s.get(key) != known[0].get(key)));
     keys
 }
 
@@ -207,13 +214,16 @@ mod tests {
 
     #[test]
     fn only_keys_that_differ_somewhere_vary() {
-        let a: BTreeMap<String, String> = [("train.seed", "1"), ("ablation.moe", "true")]
-            .map(|(k, v)| (k.into(), v.into()))
-            .into();
+        let a = Config::from_toml_str(
+            "[data]\nformat = \"axiom\"\ntrain = \"t.json\"\n[text_encoder]\nmodel = \"m\"\n",
+        )
+        .unwrap();
         let mut b = a.clone();
-        b.insert("train.seed".into(), "2".into());
-        assert_eq!(varying_keys(&[Some(a.clone()), Some(b.clone()), None]), ["train.seed"]);
-        assert_eq!(describe(&["train.seed".into()], &b, &[]), "`train.seed=2`");
-        assert_eq!(describe(&["train.seed".into()], &b, &[SEED]), "–");
+        b.train.seed = 2;
+        b.paths.runs = "elsewhere".into();
+        assert_eq!(varying_keys(&[Some(&a), Some(&a), None, Some(&b)]), ["train.seed"]);
+        let settings = trained_settings(&b);
+        assert_eq!(describe(&["train.seed".into()], &settings, &[]), "`train.seed=2`");
+        assert_eq!(describe(&["train.seed".into()], &settings, &[SEED]), "–");
     }
 }

@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
 use crate::report::canvas::{
-    anchored, draw_legend, legend_height, run_color, text_style, widest, DrawResult, Figure,
+    anchored, draw_run_legend, legend_height, run_color, text_style, widest, DrawResult, Figure,
     LABEL_SIZE, SMALL_SIZE, TITLE_SIZE,
 };
 use crate::report::loaded::ReportedRun;
@@ -68,6 +68,7 @@ impl Figure for ClassF1 {
             .x_labels(11)
             .x_label_formatter(&|x| format!("{x:.1}"))
             .x_desc("F1 (0 to 1)")
+            .light_line_style(WHITE.mix(0.0))
             .label_style(text_style(SMALL_SIZE))
             .axis_desc_style(text_style(LABEL_SIZE))
             .draw()?;
@@ -100,12 +101,6 @@ impl Figure for ClassF1 {
                 ))?;
             }
         }
-        let entries: Vec<(String, RGBColor)> = self
-            .runs
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| (name.clone(), run_color(i)))
-            .collect();
-        draw_legend(&legend, &entries)
+        draw_run_legend(&legend, self.runs.iter().map(|(name, _)| name.as_str()))
     }
 }

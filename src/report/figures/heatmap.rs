@@ -35,7 +35,7 @@ impl Heatmap {
         let chars = |labels: &[String]| labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
         let em = LABEL_SIZE as f64 * 0.62;
         let left = (chars(&self.rows) as f64 * em) as u32 + 70;
-        let bottom = (chars(&self.columns) as f64 * em) as u32 + 70;
+        let bottom = (chars(&self.columns) as f64 * em) as u32 + 40;
         (left, bottom)
     }
 }

@@ -4,17 +4,20 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::report::canvas::{
-    draw_legend, legend_height, run_color, text_style, DrawResult, Figure, LABEL_SIZE, SMALL_SIZE,
-    TITLE_SIZE,
+    draw_run_legend, legend_height, run_color, text_style, DrawResult, Figure, LABEL_SIZE,
+    SMALL_SIZE, TITLE_SIZE,
 };
 use crate::report::loaded::ReportedRun;
 
 const WIDTH: u32 = 1400;
 const PANEL_HEIGHT: u32 = 560;
 
+/// One epoch's (epoch, training loss, validation loss).
+type EpochLosses = (usize, f64, f64);
+
 pub struct LossCurves {
-    /// Each run's name and its (epoch, training loss, validation loss) points.
-    runs: Vec<(String, Vec<(usize, f64, f64)>)>,
+    /// Each run's name and its points.
+    runs: Vec<(String, Vec<EpochLosses>)>,
 }
 
 impl LossCurves {
@@ -41,13 +44,7 @@ impl Figure for LossCurves {
         let [train, validation] = [0, 1].map(|i| panels.split_evenly((1, 2))[i].clone());
         self.panel(&train, "Training loss", |p| p.1)?;
         self.panel(&validation, "Validation loss", |p| p.2)?;
-        let entries: Vec<(String, RGBColor)> = self
-            .runs
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| (name.clone(), run_color(i)))
-            .collect();
-        draw_legend(&legend, &entries)
+        draw_run_legend(&legend, self.runs.iter().map(|(name, _)| name.as_str()))
     }
 }
 
@@ -56,7 +53,7 @@ impl LossCurves {
         &self,
         area: &DrawingArea<DB, Shift>,
         title: &str,
-        value: impl Fn(&(usize, f64, f64)) -> f64,
+        value: impl Fn(&EpochLosses) -> f64,
     ) -> DrawResult<DB> {
         let last_epoch = self.runs.iter().flat_map(|(_, p)| p.iter().map(|p| p.0)).max();
         let last_epoch = last_epoch.unwrap_or(1) as i32;
