@@ -5,14 +5,14 @@
 //! → `events` → {`tui` panes, JSONL sink}. `config` sits below them all (it imports only
 //! `data` and `ocr` types); `features` builds its lexical spec from the config, so nothing
 //! points back up. `runs` owns the run directory's format, which `train` writes and `tui`,
-//! `predict` and `cli` read; like `events` it sits below both. `plan` turns a base config
-//! into a plan of runs, which `tui` and `bench` run; `sweep` turns one into command lines
-//! and runs them as child processes or writes them for a scheduler. `metrics` scores
-//! predictions; `ocr` reads text off new memes; `signals` turns SIGINT/SIGTERM into stop
-//! requests; `predict` labels memes with a trained run; `cli` wires commands to the
-//! layers; `demo` carries the bundled demo inside the binary; `logging` routes `tracing`
-//! output to the console and each run's log. No module imports from a layer above it.
-//! `testing` (test checkpoint
+//! `predict`, `report` and `cli` read; like `events` it sits below both. `report` draws
+//! figures and a summary from run directories. `plan` turns a base config into a plan of
+//! runs, which `tui` and `bench` run; `sweep` turns one into command lines and runs them as
+//! child processes or writes them for a scheduler. `metrics` scores predictions; `ocr`
+//! reads text off new memes; `signals` turns SIGINT/SIGTERM into stop requests; `predict`
+//! labels memes with a trained run; `cli` wires commands to the layers; `demo` carries the
+//! bundled demo inside the binary; `logging` routes `tracing` output to the console and
+//! each run's log. No module imports from a layer above it. `testing` (test checkpoint
 //! builders) exists only in test builds and with the `testing` feature.
 
 pub mod bench;
@@ -30,6 +30,7 @@ pub mod model;
 pub mod ocr;
 pub mod plan;
 pub mod predict;
+pub mod report;
 pub mod runs;
 pub mod signals;
 pub mod sweep;

@@ -159,6 +159,10 @@ fn stop_request_leaves_a_consistent_run_that_resumes() {
     }
     let state: runs::TrainState = runs::read_json(&summary.run_dir.join("state.json")).unwrap();
     assert_eq!(state.completed_epochs, 1);
+    // metrics.csv holds the header and the one completed epoch.
+    let metrics = std::fs::read_to_string(summary.run_dir.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "{metrics}");
+    assert!(metrics.starts_with("epoch,") && metrics.lines().nth(1).unwrap().starts_with("1,"));
 
     let mut sink = VecSink::default();
     let resumed =
@@ -173,6 +177,12 @@ fn stop_request_leaves_a_consistent_run_that_resumes() {
     let all = read_events(&summary.run_dir.join("events.jsonl")).unwrap();
     assert!(all.iter().any(|e| matches!(e, TrainEvent::Stopped { .. })));
     assert!(matches!(all.last(), Some(TrainEvent::Finished(_))));
+    let rows = runs::RunDir::open(&summary.run_dir).unwrap().read_epochs().unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        [1, 2, 3, 4],
+        "appended on resume"
+    );
 }
 
 #[test]

@@ -1,4 +1,6 @@
-//! `memescope eval`: score a trained run on any labelled file, with the run's thresholds.
+//! `memescope eval`: score a trained run on any labelled file, with the run's thresholds,
+//! and optionally write each sample's prediction (the run directory's `predictions.jsonl`
+//! format).
 
 use std::path::Path;
 
@@ -6,6 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::metrics::{ClassMetrics, Metrics};
+use crate::runs::write_predictions;
 use crate::train::{evaluate_run, Evaluation};
 
 #[derive(Debug, Serialize)]
@@ -19,8 +22,16 @@ struct EvalReport<'a> {
     metrics: &'a Metrics,
 }
 
-pub fn run(run_dir: &Path, data: &Path, images: Option<&Path>) -> Result<()> {
-    let Evaluation { samples, metrics } = evaluate_run(run_dir, data, images)?;
+pub fn run(
+    run_dir: &Path,
+    data: &Path,
+    images: Option<&Path>,
+    predictions_out: Option<&Path>,
+) -> Result<()> {
+    let Evaluation { samples, metrics, predictions } = evaluate_run(run_dir, data, images)?;
+    if let Some(path) = predictions_out {
+        write_predictions(path, &predictions)?;
+    }
     let report = EvalReport {
         run: run_dir,
         data,

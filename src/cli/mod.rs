@@ -6,6 +6,7 @@ mod cv;
 mod eval;
 mod predict;
 mod progress;
+mod report;
 mod sweep;
 mod train;
 
@@ -66,6 +67,10 @@ pub enum Command {
         data: PathBuf,
         #[arg(long, value_name = "DIR")]
         images: Option<PathBuf>,
+        /// Also write each sample's truth, label probabilities and predicted labels to FILE
+        /// (JSON lines, the format of a run's predictions.jsonl).
+        #[arg(long, value_name = "FILE")]
+        predictions: Option<PathBuf>,
     },
     /// Label new memes (image files and/or folders of them) with a trained run: reads each
     /// image's text by OCR and prints every label's probability.
@@ -142,6 +147,18 @@ pub enum Command {
         /// DIR/commands.txt; `commands FILE` writes one command per line.
         #[arg(long, num_args = 2, value_names = ["slurm|commands", "PATH"])]
         emit: Vec<String>,
+    },
+    /// Figures (PNG and SVG) and a Markdown summary from run directories: loss curves,
+    /// per-class F1, confusion matrices, gate usage, and a table of the runs' config
+    /// differences and F1s (mean ± std over runs that differ only by train.seed). Prints
+    /// the files written.
+    Report {
+        /// Run directories (each with its config.toml), in the order tables list them.
+        #[arg(value_name = "RUN_DIR", required = true)]
+        runs: Vec<PathBuf>,
+        /// Folder for the figures and summary.md (created if missing; files are replaced).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Follow a run's events live (or replay a finished run) in the dashboard.
     Watch {
@@ -261,7 +278,9 @@ pub fn main() -> Result<ExitCode> {
                 };
                 train::run(job).await
             }
-            Command::Eval { run, data, images } => done(eval::run(&run, &data, images.as_deref())),
+            Command::Eval { run, data, images, predictions } => {
+                done(eval::run(&run, &data, images.as_deref(), predictions.as_deref()))
+            }
             Command::Predict { run, images, json } => done(predict::run(&run, &images, json)),
             Command::Cache(args) => done(cache::run(&args.load()?)),
             Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed).await,
@@ -289,6 +308,7 @@ pub fn main() -> Result<ExitCode> {
                 let spec = sweep::SweepSpec { grid, seeds, leave_one_out };
                 done(sweep::run(&config, &spec, emit).await)
             }
+            Command::Report { runs, out } => done(report::run(&runs, &out)),
             Command::Watch { run } => dashboard_exit(crate::tui::run_watch(run).await?),
         }
     })

@@ -7,10 +7,12 @@
 //! ([`Plan::with_seeds`]). Each run keeps the `--set` assignments that make it from the
 //! base, so that it can be written as a self-contained command line.
 
+mod difference;
 mod grid;
 mod leave_one_out;
 mod seeds;
 
+pub use difference::{config_difference, flattened_config};
 pub use grid::GridAxis;
 pub use leave_one_out::{data_has_reasoning, leave_one_out_modules};
 

@@ -4,10 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::history::{append_epoch_row, read_epoch_rows, EpochRow};
 use super::json::{read_json, write_json};
+use super::predictions::{read_predictions, write_predictions, Prediction};
 use super::provenance::Provenance;
 use super::report::{Report, TrainState};
 use crate::config::{Ablation, Config};
+use crate::events::{read_events, TrainEvent};
 
 const CONFIG: &str = "config.toml";
 const EVENTS: &str = "events.jsonl";
@@ -17,6 +20,8 @@ const BEST: &str = "best.safetensors";
 const LAST: &str = "last.safetensors";
 const PROVENANCE: &str = "provenance.json";
 const LOG: &str = "run.log";
+const METRICS: &str = "metrics.csv";
+const PREDICTIONS: &str = "predictions.jsonl";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
@@ -86,6 +91,12 @@ impl RunDir {
     pub fn last_checkpoint(&self) -> PathBuf {
         self.path.join(LAST)
     }
+    pub fn metrics_csv(&self) -> PathBuf {
+        self.path.join(METRICS)
+    }
+    pub fn predictions(&self) -> PathBuf {
+        self.path.join(PREDICTIONS)
+    }
 
     pub fn provenance(&self) -> PathBuf {
         self.path.join(PROVENANCE)
@@ -119,6 +130,43 @@ impl RunDir {
     pub fn read_report(&self) -> Result<Option<Report>> {
         let path = self.report();
         Ok(if path.exists() { Some(read_json(&path)?) } else { None })
+    }
+
+    /// Every event of the run's log so far; none when it has no log.
+    pub fn read_events(&self) -> Result<Vec<TrainEvent>> {
+        let path = self.events();
+        if path.exists() {
+            read_events(&path)
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Appends a completed epoch to `metrics.csv`.
+    pub fn append_epoch(&self, row: &EpochRow) -> Result<()> {
+        append_epoch_row(&self.metrics_csv(), row)
+    }
+
+    /// The completed epochs, from `metrics.csv`, or from the event log of a run that
+    /// predates it.
+    pub fn read_epochs(&self) -> Result<Vec<EpochRow>> {
+        if self.metrics_csv().exists() {
+            read_epoch_rows(&self.metrics_csv())
+        } else {
+            Ok(EpochRow::from_events(&self.read_events()?))
+        }
+    }
+
+    /// Replaces the best epoch's validation predictions.
+    pub fn write_predictions(&self, predictions: &[Prediction]) -> Result<()> {
+        write_predictions(&self.predictions(), predictions)
+    }
+
+    /// The best epoch's validation predictions; `None` for a run that has not written them
+    /// (before its first epoch, or from before they existed).
+    pub fn read_predictions(&self) -> Result<Option<Vec<Prediction>>> {
+        let path = self.predictions();
+        Ok(if path.exists() { Some(read_predictions(&path)?) } else { None })
     }
 
     /// The progress to resume from; a fresh state before the first epoch has ended.

@@ -12,6 +12,7 @@ use crate::events::{GateUsage, Misclassified};
 use crate::features::Features;
 use crate::metrics::{multi_label_metrics, single_label_metrics, Metrics};
 use crate::model::FusionModel;
+use crate::runs::Prediction;
 
 /// The model's outputs on every labelled sample, in order, as validation needs them.
 #[derive(Debug, Clone)]
@@ -111,6 +112,22 @@ pub fn score(space: &LabelSpace, truth: &[Vec<usize>], predicted: &[Vec<usize>])
         let first = |sets: &[Vec<usize>]| -> Vec<usize> { sets.iter().map(|s| s[0]).collect() };
         single_label_metrics(&space.labels, &first(truth), &first(predicted))
     }
+}
+
+/// One prediction per sample, in order, for `predictions.jsonl`.
+pub fn predictions(
+    labels: &[String],
+    samples: &[Sample],
+    probabilities: &[Vec<f32>],
+    predicted: &[Vec<usize>],
+) -> Vec<Prediction> {
+    samples
+        .iter()
+        .zip(probabilities.iter().zip(predicted))
+        .map(|(sample, (p, decided))| {
+            Prediction::new(labels, &sample.sample_id, &sample.labels, decided, p)
+        })
+        .collect()
 }
 
 /// Mean gate weight per expert, and per true class.

@@ -9,14 +9,14 @@ use candle_core::Device;
 use super::batches::Targets;
 use super::build::build_model_for;
 use super::device::select_device;
-use super::evaluate::{decide, probabilities, score};
+use super::evaluate::{decide, predictions, probabilities, score};
 use super::prepare::{prepare_eval, Split};
 use crate::config::Config;
 use crate::data::LabelSpace;
 use crate::features::Features;
 use crate::metrics::Metrics;
 use crate::model::{dims_of_weights, FusionModel};
-use crate::runs::{read_json, Report, RunDir};
+use crate::runs::{read_json, Prediction, Report, RunDir};
 
 /// Samples per forward pass when scoring.
 const BATCH_SIZE: usize = 128;
@@ -105,9 +105,19 @@ impl TrainedRun {
 
     /// The metrics of this run's decisions on the labelled samples of `split`.
     pub fn score(&self, split: &Split) -> Result<Metrics> {
+        Ok(self.evaluate(split)?.metrics)
+    }
+
+    /// The metrics, and each sample's prediction, on the labelled samples of `split`.
+    pub fn evaluate(&self, split: &Split) -> Result<Evaluation> {
         let probabilities = self.probabilities(&split.features)?;
         let predicted = self.decide(&probabilities);
-        Ok(score(&self.space, &Targets::of(&split.dataset).labels, &predicted))
+        let samples = &split.dataset.samples;
+        Ok(Evaluation {
+            samples: samples.len(),
+            metrics: score(&self.space, &Targets::of(&split.dataset).labels, &predicted),
+            predictions: predictions(&self.space.labels, samples, &probabilities, &predicted),
+        })
     }
 }
 
@@ -115,6 +125,8 @@ impl TrainedRun {
 pub struct Evaluation {
     pub samples: usize,
     pub metrics: Metrics,
+    /// One per sample, in the file's order.
+    pub predictions: Vec<Prediction>,
 }
 
 /// The metrics of the best checkpoint of the run in `run_dir` on the labelled file `data`
@@ -123,5 +135,5 @@ pub fn evaluate_run(run_dir: &Path, data: &Path, images: Option<&Path>) -> Resul
     let trained = load_trained_run(run_dir)?;
     let mut log = |event| tracing::info!(?event, "eval");
     let split = prepare_eval(&trained.config, data, images, &trained.device, &mut log)?;
-    Ok(Evaluation { samples: split.dataset.len(), metrics: trained.score(&split)? })
+    trained.evaluate(&split)
 }

@@ -15,7 +15,7 @@ use candle_nn::VarMap;
 
 use super::batches::{batch, epoch_order, Targets};
 use super::evaluate::{
-    decide, gate_usage, misclassified, score, validation_outputs, ValidationOutputs,
+    decide, gate_usage, misclassified, predictions, score, validation_outputs, ValidationOutputs,
 };
 use super::optimizers::{clip_gradients, Optimizers};
 use super::prepare::{Prepared, Split};
@@ -26,7 +26,7 @@ use crate::events::{EpochRecord, RunSummary, StepRecord, TrainEvent};
 use crate::metrics::{best_thresholds, Metrics};
 use crate::model::FusionModel;
 use crate::runs::{
-    save_checkpoint, write_json, OptimizerState, Report, RunDir, RunStatus, TrainState,
+    save_checkpoint, write_json, EpochRow, OptimizerState, Report, RunDir, RunStatus, TrainState,
 };
 
 pub struct Trainer<'a> {
@@ -62,6 +62,8 @@ struct EpochTally {
     started: Instant,
     loss_sum: f64,
     seen: usize,
+    /// The learning rate of the latest step.
+    lr: f64,
 }
 
 /// What a finished epoch's validation produced.
@@ -110,7 +112,8 @@ impl Trainer<'_> {
         let mut progress = Progress { state, report, started };
 
         for epoch in progress.state.completed_epochs + 1..=config.epochs {
-            let mut tally = EpochTally { epoch, started: Instant::now(), loss_sum: 0.0, seen: 0 };
+            let mut tally =
+                EpochTally { epoch, started: Instant::now(), loss_sum: 0.0, seen: 0, lr: 0.0 };
             let order = epoch_order(
                 train.dataset.len(),
                 config.batch_size,
@@ -158,6 +161,7 @@ impl Trainer<'_> {
         progress.state.global_step += 1;
         tally.loss_sum += f64::from(loss) * indices.len() as f64;
         tally.seen += indices.len();
+        tally.lr = lr;
         let mut components = BTreeMap::new();
         for (name, value) in &parts.components {
             components.insert(name.clone(), value.to_scalar::<f32>()?);
@@ -174,8 +178,8 @@ impl Trainer<'_> {
         Ok(())
     }
 
-    /// Validates the epoch's model, saves the checkpoints, `state.json` and `report.json`,
-    /// and tells the world. Returns whether early stopping ends the run here.
+    /// Validates the epoch's model, saves the checkpoints, `state.json`, `report.json`, the
+    /// best epoch's predictions and the epoch's row of `metrics.csv`, and tells the world. Returns whether early stopping ends the run here.
     fn end_epoch(
         &mut self,
         learner: &Learner,
@@ -197,6 +201,12 @@ impl Trainer<'_> {
             state.best_epoch = epoch;
             state.epochs_without_improvement = 0;
             progress.report = Some(self.report_for(&validation, epoch, prepared));
+            self.run.write_predictions(&predictions(
+                &val_split.dataset.space.labels,
+                &val_split.dataset.samples,
+                &validation.outputs.probabilities,
+                &validation.predicted,
+            ))?;
         } else {
             state.epochs_without_improvement += 1;
         }
@@ -224,7 +234,7 @@ impl Trainer<'_> {
             .context("saving last checkpoint")?;
         write_json(&self.run.state(), state)?;
 
-        (self.emit)(TrainEvent::Epoch(Box::new(EpochRecord {
+        let record = EpochRecord {
             epoch,
             train_loss: (tally.loss_sum / tally.seen.max(1) as f64) as f32,
             val_loss: validation.outputs.loss,
@@ -244,7 +254,9 @@ impl Trainer<'_> {
             thresholds: validation.thresholds,
             is_best,
             seconds: tally.started.elapsed().as_secs_f64(),
-        })));
+        };
+        self.run.append_epoch(&EpochRow::new(&record, Some(tally.lr)))?;
+        (self.emit)(TrainEvent::Epoch(Box::new(record)));
         let early_stop = config.patience > 0 && state.epochs_without_improvement >= config.patience;
         if early_stop {
             (self.emit)(TrainEvent::Stage {

@@ -1,0 +1,229 @@
+//! The report's Markdown summary: one row per run with the settings that tell the runs
+//! apart and their validation F1s, mean ± std over runs that differ only by `train.seed`,
+//! per-class F1, the figures, and what could not be read.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::loaded::ReportedRun;
+use crate::config::Config;
+use crate::plan::{config_difference, flattened_config};
+
+/// Keys that say where files live, not what was trained: left out of the differences.
+const LOCATION_SECTION: &str = "paths.";
+const SEED: &str = "train.seed";
+
+/// The summary of `runs`, linking `figures` (file names relative to the summary).
+pub fn summary_markdown(runs: &[ReportedRun], figures: &[(String, String)]) -> String {
+    let settings: Vec<Option<BTreeMap<String, String>>> =
+        runs.iter().map(|run| run.config.as_ref().map(trained_settings)).collect();
+    let configs: Vec<Option<&Config>> = runs.iter().map(|run| run.config.as_ref()).collect();
+    let varying = varying_keys(&configs);
+    let mut md = String::from("# memescope report\n\n");
+    let _ = writeln!(
+        md,
+        "Validation scores of each run's best epoch (chosen by the harmonic mean of macro- and \
+         weighted-F1). *Differs in* lists the run's values of the config keys that are not \
+         the same in all {} runs.\n",
+        runs.len()
+    );
+    md.push_str(
+        "| run | differs in | best epoch | epochs run | macro-F1 | weighted-F1 | status |\n",
+    );
+    md.push_str("|---|---|---|---|---|---|---|\n");
+    for (run, settings) in runs.iter().zip(&settings) {
+        let differs = match settings {
+            Some(settings) => describe(&varying, settings, &[]),
+            None => "(config unreadable)".into(),
+        };
+        let cells = match &run.report {
+            Some(r) => format!(
+                "{} | {} | {:.4} | {:.4} | {}",
+                r.best_epoch,
+                r.epochs_run,
+                r.macro_f1,
+                r.weighted_f1,
+                r.status.label()
+            ),
+            None => "– | – | – | – | no completed epoch".into(),
+        };
+        let _ = writeln!(md, "| {} | {differs} | {cells} |", escape(&run.name));
+    }
+    seed_groups_section(&mut md, runs, &settings, &varying);
+    class_section(&mut md, runs);
+    if !figures.is_empty() {
+        md.push_str("\n## Figures\n\n");
+        for (title, file) in figures {
+            let _ = writeln!(md, "- [{title}]({file})");
+        }
+    }
+    let notes: Vec<&String> = runs.iter().flat_map(|run| &run.notes).collect();
+    if !notes.is_empty() {
+        md.push_str("\n## Not available\n\n");
+        for note in notes {
+            let _ = writeln!(md, "- {}", escape(note));
+        }
+    }
+    md
+}
+
+/// The flattened config without the keys that only say where files live.
+fn trained_settings(config: &Config) -> BTreeMap<String, String> {
+    let mut settings = flattened_config(config);
+    settings.retain(|key, _| !key.starts_with(LOCATION_SECTION));
+    settings
+}
+
+/// The keys (outside `paths`) whose value is not the same in every readable config.
+fn varying_keys(configs: &[Option<&Config>]) -> Vec<String> {
+    let known: Vec<&Config> = configs.iter().flatten().copied().collect();
+    let Some(first) = known.first() else { return Vec::new() };
+    let mut keys: Vec<String> = known
+        .iter()
+        .flat_map(|config| config_difference(first, config))
+        .map(|(key, _)| key)
+        .filter(|key| !key.starts_with(LOCATION_SECTION))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// `key=value` for each of `keys` except `skip`, or `–` when there is none.
+fn describe(keys: &[String], settings: &BTreeMap<String, String>, skip: &[&str]) -> String {
+    let parts: Vec<String> = keys
+        .iter()
+        .filter(|key| !skip.contains(&key.as_str()))
+        .map(|key| {
+            let value = settings.get(key).map_or("unset", String::as_str);
+            format!("`{key}={value}`")
+        })
+        .collect();
+    if parts.is_empty() {
+        "–".into()
+    } else {
+        escape(&parts.join(", "))
+    }
+}
+
+/// Mean ± sample standard deviation over each group of two or more runs whose configs are
+/// the same but for `train.seed`.
+fn seed_groups_section(
+    md: &mut String,
+    runs: &[ReportedRun],
+    settings: &[Option<BTreeMap<String, String>>],
+    varying: &[String],
+) {
+    let mut groups: Vec<(BTreeMap<String, String>, Vec<usize>)> = Vec::new();
+    for (i, settings) in settings.iter().enumerate() {
+        let (Some(settings), Some(_)) = (settings, &runs[i].report) else { continue };
+        let mut without_seed = settings.clone();
+        without_seed.remove(SEED);
+        match groups.iter_mut().find(|(key, _)| *key == without_seed) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((without_seed, vec![i])),
+        }
+    }
+    groups.retain(|(_, members)| members.len() > 1);
+    if groups.is_empty() {
+        return;
+    }
+    md.push_str("\n## Over seeds\n\n");
+    md.push_str(
+        "Runs that differ only by `train.seed`: mean ± sample standard deviation of the \
+         best epochs' scores.\n\n",
+    );
+    md.push_str("| differs in | runs | seeds | macro-F1 | weighted-F1 |\n|---|---|---|---|---|\n");
+    for (shared, members) in groups {
+        let seeds: Vec<String> = members
+            .iter()
+            .map(|&i| settings[i].as_ref().and_then(|s| s.get(SEED).cloned()).unwrap_or_default())
+            .collect();
+        let score = |f: fn(&crate::runs::Report) -> f64| {
+            let values: Vec<f64> =
+                members.iter().filter_map(|&i| runs[i].report.as_ref().map(f)).collect();
+            let (mean, std) = mean_std(&values);
+            format!("{mean:.4} ± {std:.4}")
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            describe(varying, &shared, &[SEED]),
+            members.len(),
+            seeds.join(", "),
+            score(|r| r.macro_f1),
+            score(|r| r.weighted_f1),
+        );
+    }
+}
+
+/// Each class's F1 in each run, the runs as columns.
+fn class_section(md: &mut String, runs: &[ReportedRun]) {
+    let reported: Vec<&ReportedRun> = runs.iter().filter(|run| run.report.is_some()).collect();
+    let Some(first) = reported.first().and_then(|run| run.report.as_ref()) else { return };
+    md.push_str("\n## Per-class F1\n\n| class |");
+    for run in &reported {
+        let _ = write!(md, " {} |", escape(&run.name));
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"---|".repeat(reported.len()));
+    md.push('\n');
+    for label in &first.labels {
+        let _ = write!(md, "| {} |", escape(label));
+        for run in &reported {
+            let f1 =
+                run.report.as_ref().and_then(|r| r.per_class.iter().find(|c| &c.label == label));
+            match f1 {
+                Some(c) => {
+                    let _ = write!(md, " {:.4} |", c.f1);
+                }
+                None => md.push_str(" – |"),
+            }
+        }
+        md.push('\n');
+    }
+}
+
+/// Mean and sample (n − 1) standard deviation; the deviation of one value is 0.
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n.max(1.0);
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, variance.sqrt())
+}
+
+/// A table cell's text: `|` would end the cell.
+fn escape(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_standard_deviation() {
+        let (mean, std) = mean_std(&[0.5, 0.7]);
+        assert!((mean - 0.6).abs() < 1e-12);
+        assert!((std - 0.141_421_356).abs() < 1e-6);
+        assert_eq!(mean_std(&[0.3]), (0.3, 0.0));
+    }
+
+    #[test]
+    fn only_keys_that_differ_somewhere_vary() {
+        let a = Config::from_toml_str(
+            "[data]\nformat = \"axiom\"\ntrain = \"t.json\"\n[text_encoder]\nmodel = \"m\"\n",
+        )
+        .unwrap();
+        let mut b = a.clone();
+        b.train.seed = 2;
+        b.paths.runs = "elsewhere".into();
+        assert_eq!(varying_keys(&[Some(&a), Some(&a), None, Some(&b)]), ["train.seed"]);
+        let settings = trained_settings(&b);
+        assert_eq!(describe(&["train.seed".into()], &settings, &[]), "`train.seed=2`");
+        assert_eq!(describe(&["train.seed".into()], &settings, &[SEED]), "–");
+    }
+}
