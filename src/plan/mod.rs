@@ -5,8 +5,10 @@
 //! over config keys, repeats over seeds) are meant to be more constructors of [`Plan`]
 //! or transforms of one (each run of a plan times each seed), labelled in the same way.
 
+mod label;
 mod leave_one_out;
 
+pub use label::{differences, run_label, seedless_label, short_value, Difference, BASE_LABEL};
 pub use leave_one_out::{data_has_reasoning, leave_one_out_modules};
 
 use crate::config::Config;
