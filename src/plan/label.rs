@@ -39,6 +39,11 @@ fn flatten_into(flat: &mut BTreeMap<String, toml::Value>, prefix: &str, value: &
     }
 }
 
+/// The value of one dotted key (`train.lr`) of `config`; `None` when unset or unknown.
+pub fn value_at(config: &Config, key: &str) -> Option<toml::Value> {
+    flatten(config).remove(key)
+}
+
 /// One key whose value differs from the base: `None` where the config leaves it unset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Difference {

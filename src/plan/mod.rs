@@ -8,7 +8,9 @@
 mod label;
 mod leave_one_out;
 
-pub use label::{differences, run_label, seedless_label, short_value, Difference, BASE_LABEL};
+pub use label::{
+    differences, run_label, seedless_label, short_value, value_at, Difference, BASE_LABEL,
+};
 pub use leave_one_out::{data_has_reasoning, leave_one_out_modules};
 
 use crate::config::Config;

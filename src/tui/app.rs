@@ -17,8 +17,8 @@ use super::panes::Pane;
 use super::run_view::RunView;
 use crate::config::Config;
 use crate::events::TrainEvent;
-use crate::runs::RunStatus;
 use crate::plan::Plan;
+use crate::runs::{RunDir, RunStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
@@ -52,6 +52,8 @@ pub struct App {
     pub queue: VecDeque<Config>,
     mode: Mode,
     active: Option<LaunchedRun>,
+    /// The config of the active run, until its `RunStarted` names its id.
+    launched: Option<Config>,
     runs_dir: Option<PathBuf>,
     quit: bool,
     stop_requested: bool,
@@ -61,14 +63,20 @@ impl App {
     /// A dashboard that starts runs from `base` (its ablation is the initial checkboxes).
     pub fn live(base: Config, launcher: Box<dyn Launcher>) -> Self {
         let runs_dir = Some(base.paths.runs.clone());
-        let ablations = AblationsPane::new(base.ablation);
-        Self::new(Mode::Live { launcher, base: Box::new(base) }, ablations, runs_dir)
+        let ablations = AblationsPane::new(base.clone());
+        let mut app =
+            Self::new(Mode::Live { launcher, base: Box::new(base.clone()) }, ablations, runs_dir);
+        app.runs.base = Some(base);
+        app
     }
 
     /// A read-only dashboard over one run directory.
     pub fn watch(run_dir: PathBuf) -> Self {
         let runs_dir = run_dir.parent().map(PathBuf::from);
-        Self::new(Mode::Watch { run_dir }, AblationsPane::default(), runs_dir)
+        let watched = RunDir::at(&run_dir).read_config().ok();
+        let mut app = Self::new(Mode::Watch { run_dir }, AblationsPane::watching(), runs_dir);
+        app.runs.base = watched;
+        app
     }
 
     fn new(mode: Mode, ablations: AblationsPane, runs_dir: Option<PathBuf>) -> Self {
@@ -86,6 +94,7 @@ impl App {
             queue: VecDeque::new(),
             mode,
             active: None,
+            launched: None,
             runs_dir,
             quit: false,
             stop_requested: false,
@@ -131,6 +140,9 @@ impl App {
         self.view.apply(&event);
         let id = self.view.run_id().map(str::to_string);
         self.runs.apply(id.as_deref(), &event);
+        if let (TrainEvent::RunStarted(info), Some(config)) = (&event, self.launched.take()) {
+            self.runs.set_config(&info.run_id, config);
+        }
     }
 
     /// Applies at most `limit` events already waiting on the active run, without waiting,
@@ -171,8 +183,10 @@ impl App {
         let Mode::Live { launcher, .. } = &mut self.mode else {
             return;
         };
-        tracing::info!("starting run: {}", config.ablation.short_label());
-        self.notice = Some(format!("Started a run: {}", config.ablation.short_label()));
+        let label = self.runs.label_of(&config);
+        tracing::info!("starting run: {label}");
+        self.notice = Some(format!("Started a run: {label}"));
+        self.launched = Some(config.clone());
         self.view = RunView::preparing(Some(config.train.batch_size));
         self.errors.selected = 0;
         self.errors.detail_open = false;
@@ -205,13 +219,19 @@ impl App {
     }
 
     fn run_command(&mut self, command: AblationCommand) {
-        let Mode::Live { base, .. } = &self.mode else {
+        if let Mode::Watch { .. } = &self.mode {
             self.notice = Some("Watching a run: starting runs needs `memescope tui`.".to_string());
             return;
-        };
+        }
         let configs = match command {
-            AblationCommand::Start(ablation) => vec![Config { ablation, ..(**base).clone() }],
-            AblationCommand::Sweep => Plan::leave_one_out(base, self.data_has_reasoning).configs(),
+            AblationCommand::Start(configs) => configs,
+            AblationCommand::Sweep(base) => {
+                Plan::leave_one_out(&base, self.data_has_reasoning).configs()
+            }
+            AblationCommand::Refused(message) => {
+                self.notice = Some(message);
+                return;
+            }
         };
         self.start_or_queue(configs);
     }
@@ -247,7 +267,7 @@ impl App {
             Mode::Watch { .. } => "Watching a run: read-only, runs cannot be started here.".into(),
             Mode::Live { .. } if !self.queue.is_empty() => {
                 let labels: Vec<String> =
-                    self.queue.iter().map(|c| c.ablation.short_label()).collect();
+                    self.queue.iter().map(|c| self.runs.label_of(c)).collect();
                 format!("Queued: {}", labels.join(" | "))
             }
             Mode::Live { .. } if self.active.is_some() => "A run is in progress.".into(),
@@ -303,6 +323,10 @@ impl App {
         if self.pane == Pane::Errors && self.errors.is_typing() {
             let classes = self.view.labels().len();
             self.errors.handle_key(key, self.view.misclassified(), classes);
+            return;
+        }
+        if self.pane == Pane::Ablations && self.ablations.is_typing() {
+            self.ablations.handle_key(key);
             return;
         }
         if self.handle_pane_key(key) {

@@ -12,6 +12,7 @@ mod image_preview;
 mod intake;
 mod known_runs;
 mod launcher;
+mod next_run;
 mod panes;
 mod run_view;
 mod terminal;
@@ -50,6 +51,9 @@ pub async fn train_live(config: Config, runs_dir: PathBuf) -> Result<()> {
 async fn open_live(mut config: Config, runs_dir: PathBuf, start: bool) -> Result<()> {
     crate::train::lower_compute_pool_priority();
     config.paths.runs = runs_dir.clone();
+    // As the trainer saves it in each run directory, so that labels (differences from
+    // this base) do not list paths made absolute.
+    let config = config.absolutized()?;
     std::fs::create_dir_all(&runs_dir)
         .with_context(|| format!("creating runs directory {}", runs_dir.display()))?;
     init_logging(&runs_dir.join("memescope.log"))?;

@@ -70,11 +70,74 @@ fn toggled_switch_is_used_by_the_next_launch() {
     assert_eq!(launched[0].train.epochs, 2, "the rest of the config is the base config");
 }
 
+/// Moves the Ablations pane's cursor to the value row of `key` and types `value` there.
+fn edit_value(app: &mut App, key: &str, value: &str) {
+    app.pane = Pane::Ablations;
+    app.ablations.cursor = 0;
+    let row = crate::tui::next_run::KNOBS.iter().position(|k| *k == key).unwrap();
+    for _ in 0..crate::config::ABLATION_SWITCHES.len() + row {
+        press(app, KeyCode::Char('j'));
+    }
+    press(app, KeyCode::Enter);
+    while !app.ablations.editor.as_ref().unwrap().text.is_empty() {
+        press(app, KeyCode::Backspace);
+    }
+    type_text(app, value);
+    press(app, KeyCode::Enter);
+}
+
+#[test]
+fn an_edited_value_starts_the_next_run_and_labels_it() {
+    let (mut app, launches) = live_app(false);
+    edit_value(&mut app, "train.lr", "3e-4");
+    assert!(app.ablations.editor.is_none(), "a valid value closes the editor");
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    let launched = &launches.borrow().configs;
+    assert_eq!((launched[0].train.lr, launched[0].train.epochs), (3e-4, 2));
+    assert_eq!(app.runs.get("run-1").unwrap().label, "lr=3e-4");
+    assert!(app.notice.as_deref().unwrap().contains("lr=3e-4"));
+}
+
+#[test]
+fn runs_differing_by_a_value_are_labelled_apart() {
+    let (mut app, _) = live_app(false);
+    edit_value(&mut app, "train.lr", "3e-4");
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    edit_value(&mut app, "train.lr", "1e-4");
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    let labels: Vec<&str> = app.runs.rows.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, ["lr=3e-4", "lr=1e-4"]);
+}
+
+#[test]
+fn repeat_with_seeds_queues_one_run_per_seed() {
+    let (mut app, launches) = live_app(false);
+    app.pane = Pane::Ablations;
+    app.ablations.cursor = 0;
+    for _ in 0..crate::tui::panes::ablations::START_ROW - 1 {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Backspace);
+    type_text(&mut app, "3");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    let seeds: Vec<u64> = launches.borrow().configs.iter().map(|c| c.train.seed).collect();
+    assert_eq!(seeds, [42, 43, 44]);
+    let labels: Vec<&str> = app.runs.rows.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, ["base", "seed=43", "seed=44"]);
+    assert!(app.runs.rows.iter().all(|r| r.seedless == "base"));
+}
+
 #[test]
 fn enter_on_start_row_launches_and_events_reach_the_panes() {
     let (mut app, launches) = live_app(false);
     app.pane = Pane::Ablations;
-    for _ in 0..crate::config::ABLATION_SWITCHES.len() {
+    for _ in 0..crate::tui::panes::ablations::START_ROW {
         press(&mut app, KeyCode::Char('j'));
     }
     press(&mut app, KeyCode::Enter);

@@ -161,14 +161,41 @@ fn ablations_pane_shows_checkboxes_and_next_run_label() {
     app.pane = Pane::Ablations;
     let screen = render(&mut app, 100, 30);
     assert!(screen.contains("[x] image") && screen.contains("[ ] figurative"), "{screen}");
-    assert!(screen.contains("next run: all on"), "{screen}");
+    assert!(screen.contains("Next run: base"), "{screen}");
     for _ in 0..4 {
         press(&mut app, KeyCode::Char('j'));
     }
     press(&mut app, KeyCode::Char(' '));
     let screen = render(&mut app, 100, 30);
-    assert!(screen.contains("[ ] moe") && screen.contains("next run: -moe"), "{screen}");
+    assert!(screen.contains("[ ] moe") && screen.contains("Next run: -moe"), "{screen}");
     assert!(line_with(&screen, "] moe").contains('»'), "cursor on moe:\n{screen}");
+}
+
+#[test]
+fn an_invalid_value_is_refused_inline_with_the_config_message() {
+    let (mut app, launches) = super::fixture::live_app(false);
+    app.pane = Pane::Ablations;
+    let fusion_dim = crate::tui::next_run::KNOBS.iter().position(|k| *k == "model.fusion_dim");
+    for _ in 0..crate::config::ABLATION_SWITCHES.len() + fusion_dim.unwrap() {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    press(&mut app, KeyCode::Enter);
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Backspace);
+    }
+    type_text(&mut app, "250");
+    press(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("Refused: model.fusion_dim (250) must be divisible"), "{screen}");
+    assert!(line_with(&screen, "model.fusion_dim").contains("250▏"), "still editing:\n{screen}");
+    press(&mut app, KeyCode::Char('r')); // typed into the editor, not a start
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('r'));
+    let launched = &launches.borrow().configs;
+    assert_eq!(launched.len(), 1);
+    assert_eq!(launched[0].model.fusion_dim, 256, "the refused value never reaches a run");
+    let screen = render(&mut app, 120, 40);
+    assert!(line_with(&screen, "model.fusion_dim").contains("256"), "{screen}");
 }
 
 #[test]
