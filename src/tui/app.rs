@@ -12,7 +12,7 @@ use super::launcher::{LaunchedRun, Launcher};
 use super::panes::ablations::{AblationCommand, AblationsPane};
 use super::panes::errors::ErrorsPane;
 use super::panes::loss::LossPane;
-use super::panes::runs::RunsPane;
+use super::panes::runs::{RunsKey, RunsPane};
 use super::panes::Pane;
 use super::run_view::RunView;
 use crate::config::Config;
@@ -363,7 +363,42 @@ impl App {
                     true
                 }
             },
-            Pane::Runs => self.runs_pane.handle_key(key, &self.runs),
+            Pane::Runs => match self.runs_pane.handle_key(key, &self.runs) {
+                RunsKey::Ignored => false,
+                RunsKey::Handled => true,
+                RunsKey::Archive(ids) => {
+                    self.archive_runs(&ids);
+                    true
+                }
+            },
         }
+    }
+
+    /// Moves runs to `<runs>/archive/` (the Runs pane asked for `y` first). The run in
+    /// progress stays.
+    fn archive_runs(&mut self, ids: &[String]) {
+        let Some(runs_dir) = self.runs_dir.clone() else { return };
+        let active = self.active.as_ref().and(self.view.run_id()).map(str::to_string);
+        let mut moved = 0;
+        let mut problems = Vec::new();
+        for id in ids {
+            if active.as_deref() == Some(id.as_str()) {
+                problems.push(format!("{id} is running"));
+                continue;
+            }
+            match RunDir::at(&runs_dir.join(id)).archive() {
+                Ok(_) => {
+                    self.runs.rows.retain(|row| row.id != *id);
+                    moved += 1;
+                }
+                Err(err) => problems.push(format!("{err:#}")),
+            }
+        }
+        let rows = self.runs_pane.rows(&self.runs).len();
+        self.runs_pane.selected = self.runs_pane.selected.min(rows.saturating_sub(1));
+        self.notice = Some(match problems.is_empty() {
+            true => format!("Archived {moved} run(s) to {}", runs_dir.join("archive").display()),
+            false => format!("Archived {moved} run(s); not archived: {}", problems.join("; ")),
+        });
     }
 }

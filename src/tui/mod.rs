@@ -14,6 +14,7 @@ mod known_runs;
 mod launcher;
 mod next_run;
 mod panes;
+mod run_rows;
 mod run_view;
 mod terminal;
 mod ui;

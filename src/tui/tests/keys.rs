@@ -350,6 +350,24 @@ fn earlier_runs_are_read_from_the_runs_directory() {
     assert_eq!(old1.per_class, vec![("Nervousness".to_string(), 0.9)]);
     let old2 = &app.runs.rows[1];
     assert_eq!((old2.status, old2.macro_f1), (RunStatus::Interrupted, Some(0.65)));
+
+    // Same config: one row of repeats until `g` shows them apart; then archive old-2.
+    app.pane = Pane::Runs;
+    assert_eq!(app.runs_pane.rows(&app.runs).len(), 1);
+    press(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.runs_pane.rows(&app.runs).len(), 2);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('a'));
+    press(&mut app, KeyCode::Char('n'));
+    assert!(runs.path().join("old-2").is_dir(), "anything but y keeps the run");
+    press(&mut app, KeyCode::Char('a'));
+    press(&mut app, KeyCode::Char('y'));
+    assert!(!runs.path().join("old-2").exists());
+    assert!(runs.path().join("archive/old-2/events.jsonl").is_file(), "moved, not deleted");
+    let ids: Vec<&str> = app.runs.rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["old-1"]);
+    app.scan_runs();
+    assert_eq!(app.runs.rows.len(), 1, "archived runs are not listed again");
 }
 
 #[test]

@@ -228,6 +228,56 @@ fn runs_pane_shows_delta_to_baseline_and_compares_two_runs() {
 }
 
 #[test]
+fn runs_differing_only_by_seed_share_a_row_with_mean_and_spread() {
+    let (mut app, _) = super::fixture::live_app(false);
+    app.pane = Pane::Ablations;
+    for _ in 0..crate::tui::panes::ablations::START_ROW - 1 {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Backspace);
+    type_text(&mut app, "3");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    app.pane = Pane::Runs;
+    let screen = render(&mut app, 120, 30);
+    // The fake runs score 0.70, 0.71 and 0.72.
+    let row = line_with(&screen, "base ×3 runs");
+    assert!(row.contains("0.710±0.010") && row.contains("run-1 +2"), "{screen}");
+    assert!(!screen.contains("seed=43"), "{screen}");
+    press(&mut app, KeyCode::Char('g'));
+    let screen = render(&mut app, 120, 30);
+    assert!(line_with(&screen, "seed=43").contains("0.710"), "{screen}");
+    // Sorted by macro F1, best first.
+    press(&mut app, KeyCode::Char('o'));
+    press(&mut app, KeyCode::Char('o'));
+    press(&mut app, KeyCode::Char('O'));
+    let screen = render(&mut app, 120, 30);
+    let at = |needle: &str| screen.find(needle).unwrap();
+    assert!(at("seed=44") < at("seed=43") && at("seed=43") < at("run-1 "), "{screen}");
+}
+
+#[test]
+fn compare_shows_the_config_difference() {
+    let (mut app, _) = super::fixture::live_app(false);
+    app.pane = Pane::Ablations;
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    app.ablations.next.set_value("train.lr", "3e-4").unwrap();
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    app.pane = Pane::Runs;
+    press(&mut app, KeyCode::Char(' '));
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char(' '));
+    press(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("train.lr: 1e-3 → 3e-4"), "{screen}");
+    assert!(screen.contains("A = base vs B = lr=3e-4"), "{screen}");
+}
+
+#[test]
 fn status_bar_shows_progress_and_failures() {
     let mut app = App::watch("/nonexistent/runs/run-c".into());
     recorded_run("run-c", Ablation::default(), 0.7)[..25]
