@@ -10,6 +10,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use super::known_runs::KnownRuns;
 use super::launcher::{LaunchedRun, Launcher};
 use super::panes::ablations::{AblationCommand, AblationsPane};
+use super::panes::confusion::{ConfusionKey, ConfusionPane};
 use super::panes::errors::ErrorsPane;
 use super::panes::loss::LossPane;
 use super::panes::runs::{RunsKey, RunsPane};
@@ -44,6 +45,7 @@ pub struct App {
     pub errors: ErrorsPane,
     pub ablations: AblationsPane,
     pub runs_pane: RunsPane,
+    pub confusion: ConfusionPane,
     /// A one-line message about the last command ("queued 6 runs").
     pub notice: Option<String>,
     /// Whether the training data has figurative reasoning (adds a run to the sweep).
@@ -89,6 +91,7 @@ impl App {
             errors: ErrorsPane::default(),
             ablations,
             runs_pane: RunsPane::default(),
+            confusion: ConfusionPane::default(),
             notice: None,
             data_has_reasoning: false,
             queue: VecDeque::new(),
@@ -285,7 +288,7 @@ impl App {
             Pane::Errors => self.errors.scroll(by, self.view.misclassified()),
             Pane::Ablations => self.ablations.scroll(by),
             Pane::Runs => self.runs_pane.scroll(by, &self.runs),
-            Pane::Loss | Pane::F1 | Pane::Gates => {}
+            Pane::Loss | Pane::F1 | Pane::Gates | Pane::Confusion => {}
         }
     }
 
@@ -360,6 +363,15 @@ impl App {
                 Some(None) => true,
                 Some(Some(command)) => {
                     self.run_command(command);
+                    true
+                }
+            },
+            Pane::Confusion => match self.confusion.handle_key(key, &self.view) {
+                ConfusionKey::Ignored => false,
+                ConfusionKey::Handled => true,
+                ConfusionKey::Open(cell) => {
+                    self.errors.show_cell(cell);
+                    self.pane = Pane::Errors;
                     true
                 }
             },

@@ -6,6 +6,7 @@
 //! terminal), `ui` and the `panes` draw it, `event_loop` connects it to the terminal.
 
 mod app;
+mod confusion;
 mod event_loop;
 mod figurative;
 mod image_preview;

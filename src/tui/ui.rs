@@ -70,6 +70,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         }
         Pane::Ablations => app.ablations.draw(frame, pane_area, &app.launch_note()),
         Pane::Runs => app.runs_pane.draw(frame, pane_area, &app.runs),
+        Pane::Confusion => app.confusion.draw(frame, pane_area, &app.view),
     }
     draw_status(frame, status_area, app);
 

@@ -29,7 +29,8 @@ fn number_keys_and_tab_switch_panes() {
     press(&mut app, KeyCode::BackTab);
     press(&mut app, KeyCode::BackTab);
     assert_eq!(app.pane, Pane::Gates);
-    press(&mut app, KeyCode::Char('6'));
+    press(&mut app, KeyCode::Char('7'));
+    assert_eq!(app.pane, Pane::Confusion);
     press(&mut app, KeyCode::Tab);
     assert_eq!(app.pane, Pane::Loss, "Tab wraps around");
 }
@@ -377,4 +378,29 @@ fn a_broken_report_is_named_in_the_error() {
     std::fs::write(dir.path().join("report.json"), "{\"macro_f1\": \"high\"}").unwrap();
     let err = crate::tui::load_run(dir.path()).unwrap_err();
     assert!(format!("{err:#}").contains("report.json"), "{err:#}");
+}
+
+#[test]
+fn a_confusion_cell_opens_errors_filtered_to_exactly_its_samples() {
+    let mut app = replayed_app();
+    app.pane = Pane::Confusion;
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.pane, Pane::Confusion, "the diagonal holds no errors");
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.pane, Pane::Errors);
+    let items = app.view.misclassified();
+    let shown: Vec<&str> =
+        app.errors.visible(items).iter().map(|&i| items[i].sample_id.as_str()).collect();
+    assert_eq!(shown, ["ax-103"], "Lack of Worry Control → Excessive Worry");
+    press(&mut app, KeyCode::Char('7'));
+    press(&mut app, KeyCode::Down); // Excessive Worry → Excessive Worry: the diagonal
+    press(&mut app, KeyCode::Left); // Excessive Worry → Lack of Worry Control: none listed
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.pane, Pane::Errors);
+    assert!(app.errors.visible(app.view.misclassified()).is_empty());
+    press(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.errors.visible(app.view.misclassified()).len(), 4, "c clears the cell");
 }

@@ -4,6 +4,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 
 use super::fixture::{recorded_run, render, replayed_app};
 use crate::config::Ablation;
+use crate::events::TrainEvent;
 use crate::tui::{App, Pane};
 
 fn press(app: &mut App, code: KeyCode) {
@@ -278,6 +279,48 @@ fn compare_shows_the_config_difference() {
 }
 
 #[test]
+fn confusion_pane_shows_counts_and_row_rates() {
+    let mut app = replayed_app();
+    press(&mut app, KeyCode::Char('7'));
+    assert_eq!(app.pane, Pane::Confusion);
+    let screen = render(&mut app, 120, 30);
+    let row = line_with(&screen, "│Nervousness");
+    assert!(row.contains("34  85%") && row.contains("6  15%"), "{screen}");
+    assert!(line_with(&screen, "│Impending Doom").matches("0   0%").count() == 4, "{screen}");
+}
+
+#[test]
+fn confusion_pane_lists_label_counts_and_frequent_mistakes_for_multi_label() {
+    let mut app = replayed_app();
+    let mut events = recorded_run("run-m", Ablation::default(), 0.6);
+    for event in &mut events {
+        match event {
+            TrainEvent::RunStarted(info) => info.multi_label = true,
+            TrainEvent::Epoch(epoch) => {
+                epoch.metrics.confusion = None;
+                for (i, m) in epoch.misclassified.iter_mut().enumerate() {
+                    m.truth = vec![0, 1];
+                    m.predicted = if i % 2 == 0 { vec![2] } else { vec![1, 3] };
+                }
+            }
+            _ => {}
+        }
+    }
+    events.into_iter().for_each(|e| app.apply_event(e));
+    app.pane = Pane::Confusion;
+    let screen = render(&mut app, 120, 30);
+    // Nervousness: recall 0.78 of 40 = 31 TP, 9 FN; precision 0.82 → 7 FP.
+    assert!(line_with(&screen, "│Nervousness ").contains("31    7     9"), "{screen}");
+    // Four listed samples, all missing 0 and 1, two predicting 2, two 1 and 3.
+    assert!(screen.contains("2  Nervousness → Excessive Worry"), "{screen}");
+    assert!(screen.contains("2  Nervousness + Lack of Worry Control missed"), "{screen}");
+    assert!(!screen.contains("Lack of Worry Control → Difficulty"), "1 was predicted:\n{screen}");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.pane, Pane::Errors);
+    assert_eq!(app.errors.visible(app.view.misclassified()).len(), 2);
+}
+
+#[test]
 fn status_bar_shows_progress_and_failures() {
     let mut app = App::watch("/nonexistent/runs/run-c".into());
     recorded_run("run-c", Ablation::default(), 0.7)[..25]
@@ -347,7 +390,7 @@ fn help_overlay_lists_keys() {
     press(&mut app, KeyCode::Char('?'));
     let screen = render(&mut app, 100, 30);
     assert!(screen.contains("switch pane") && screen.contains("leave-one-out sweep"), "{screen}");
-    assert!(line_with(&screen, "switch pane").contains("1-6, Tab"), "{screen}");
+    assert!(line_with(&screen, "switch pane").contains("1-7, Tab"), "{screen}");
     press(&mut app, KeyCode::Char('x'));
     assert!(!render(&mut app, 100, 30).contains("switch pane"), "any key closes the help");
 }
