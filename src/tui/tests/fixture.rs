@@ -118,7 +118,8 @@ fn step(epoch: usize, global_step: usize) -> TrainEvent {
             ("classification".to_string(), loss * 0.7),
             ("contrastive_text_image".to_string(), loss * 0.3),
         ]),
-        lr: 1e-3,
+        // Decays linearly to 2.5e-5 at the last step (40).
+        lr: 1e-3 * (41 - global_step) as f64 / 40.0,
         samples_per_second: 512.0,
     })
 }

@@ -46,6 +46,12 @@ fn loss_pane_shows_latest_losses_and_components_on_request() {
     assert!(screen.contains("classification"), "{screen}");
     assert!(screen.contains("contrastive_text_image"), "{screen}");
     assert!(screen.contains("components on"), "{screen}");
+
+    press(&mut app, KeyCode::Char('l'));
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("Learning rate") && screen.contains("lr 2.50e-5"), "{screen}");
+    assert!(!screen.contains("train (EMA)"), "the schedule replaces the loss:\n{screen}");
+    assert!(screen.contains("1.1e-3") || screen.contains("1.0e-3"), "{screen}");
 }
 
 #[test]
