@@ -10,7 +10,7 @@ use ratatui::Frame;
 use super::{bar, step_selection};
 use crate::events::Misclassified;
 use crate::tui::confusion::ErrorCell;
-use crate::tui::figurative::looks_figurative;
+use crate::tui::figurative::{figurative_cues, looks_figurative};
 use crate::tui::image_preview::ImagePreview;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -359,6 +359,18 @@ fn sample_lines(sample: &Misclassified, labels: &[String]) -> Vec<Line<'static>>
         lines.push(Line::from(""));
         lines.push(Line::from("reasoning:").bold());
         lines.push(Line::from(reasoning.to_string()));
+    }
+    if let Some(cues) = figurative_cues(sample) {
+        let words: Vec<String> = cues.matched.iter().map(|w| format!("“{w}”")).collect();
+        lines.push(Line::from(""));
+        lines.push(Line::styled(
+            format!(
+                "figurative/sarcastic (heuristic), from the {}: {}",
+                cues.source,
+                words.join(", ")
+            ),
+            Style::new().fg(Color::Magenta),
+        ));
     }
     lines
 }

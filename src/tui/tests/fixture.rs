@@ -99,7 +99,7 @@ pub fn misclassified() -> Vec<Misclassified> {
         mistake(
             "ax-103",
             "cannot stop thinking about that email",
-            Some("the endless loop stands for rumination"),
+            Some("the endless loop stands for rumination, an ironic take on focus"),
             1,
             2,
             0.77,

@@ -134,13 +134,19 @@ fn errors_detail_shows_reasoning_and_figurative_filter() {
     app.pane = Pane::Errors;
     press(&mut app, KeyCode::Char('f'));
     let screen = render(&mut app, 120, 30);
-    // "me when" is a text cue; ax-103 has reasoning; the other two have neither.
+    // "me when" is a text cue; ax-103's reasoning calls it ironic; the others have neither.
     assert!(screen.contains("2/4 shown"), "{screen}");
     press(&mut app, KeyCode::Char('j'));
     press(&mut app, KeyCode::Enter);
     let screen = render(&mut app, 120, 30);
     assert!(screen.contains("ax-103") && screen.contains("reasoning:"), "{screen}");
     assert!(screen.contains("rumination"), "{screen}");
+    assert!(screen.contains("(heuristic), from the reasoning: “ironic”"), "{screen}");
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('k'));
+    press(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("from the text: “me when”"), "{screen}");
 }
 
 #[test]
