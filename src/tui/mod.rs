@@ -1,9 +1,10 @@
 //! The dashboard: a ratatui TUI over the background trainer.
 //!
 //! It never touches tensors. It folds `TrainEvent`s (from a run it started, or from a
-//! run's `events.jsonl` in watch mode) into state, and draws six panes: Loss, F1, Gates,
-//! Errors, Ablations, Runs. `App` holds all state and key handling (testable without a
-//! terminal), `ui` and the `panes` draw it, `event_loop` connects it to the terminal.
+//! run's `events.jsonl` in watch mode) into state, and draws seven panes: Loss, F1, Gates,
+//! Errors, Ablations, Runs, Confusion. `App` holds all state and key handling (testable
+//! without a terminal), `ui` and the `panes` draw it, `event_loop` connects it to the
+//! terminal.
 
 mod app;
 mod confusion;
