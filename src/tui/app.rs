@@ -143,8 +143,11 @@ impl App {
         self.view.apply(&event);
         let id = self.view.run_id().map(str::to_string);
         self.runs.apply(id.as_deref(), &event);
-        if let (TrainEvent::RunStarted(info), Some(config)) = (&event, self.launched.take()) {
-            self.runs.set_config(&info.run_id, config);
+        // The trainer may report stages before `RunStarted`: the config waits for it.
+        if let TrainEvent::RunStarted(info) = &event {
+            if let Some(config) = self.launched.take() {
+                self.runs.set_config(&info.run_id, config);
+            }
         }
     }
 

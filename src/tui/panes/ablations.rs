@@ -104,7 +104,10 @@ impl AblationsPane {
                     Ok(()) => self.editor = None,
                     Err(err) => {
                         if let Some(editor) = self.editor.as_mut() {
-                            editor.error = Some(format!("{err:#}"));
+                            // One line: the TOML parser's messages span several.
+                            let message = format!("{err:#}");
+                            editor.error =
+                                Some(message.split_whitespace().collect::<Vec<_>>().join(" "));
                         }
                     }
                 }

@@ -101,6 +101,17 @@ fn an_edited_value_starts_the_next_run_and_labels_it() {
 }
 
 #[test]
+fn a_stage_before_run_started_does_not_lose_the_runs_config() {
+    let (mut app, _) = live_app(false);
+    edit_value(&mut app, "train.lr", "3e-4");
+    press(&mut app, KeyCode::Char('r'));
+    // The real trainer reports stages (loading data, the cache) before `RunStarted`.
+    app.apply_event(TrainEvent::Stage { name: "data".to_string(), detail: String::new() });
+    app.drain_active(usize::MAX);
+    assert_eq!(app.runs.get("run-1").unwrap().label, "lr=3e-4");
+}
+
+#[test]
 fn runs_differing_by_a_value_are_labelled_apart() {
     let (mut app, _) = live_app(false);
     edit_value(&mut app, "train.lr", "3e-4");
