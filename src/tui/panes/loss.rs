@@ -122,12 +122,7 @@ impl LossPane {
         let (y_min, y_max) = ((y_min - pad).max(0.0), y_max + pad);
         let chart = Chart::new(datasets)
             .block(Block::bordered().title("Loss"))
-            .x_axis(
-                Axis::default()
-                    .title("step")
-                    .bounds([x_min, x_max])
-                    .labels([format!("{x_min:.0}"), format!("{x_max:.0}")]),
-            )
+            .x_axis(step_axis(x_min, x_max))
             .y_axis(
                 Axis::default()
                     .bounds([y_min, y_max])
@@ -172,6 +167,14 @@ impl LossPane {
     }
 }
 
+/// The global step axis from `x_min` to `x_max`, labelled at its ends.
+fn step_axis(x_min: f64, x_max: f64) -> Axis<'static> {
+    Axis::default()
+        .title("step")
+        .bounds([x_min, x_max])
+        .labels([format!("{x_min:.0}"), format!("{x_max:.0}")])
+}
+
 /// The learning rate of each step (the head's; the encoder and lexical rates follow the
 /// same schedule scaled).
 fn draw_lr(frame: &mut Frame, area: Rect, view: &RunView) {
@@ -187,12 +190,7 @@ fn draw_lr(frame: &mut Frame, area: Rect, view: &RunView) {
         .data(&points);
     let chart = Chart::new(vec![dataset])
         .block(Block::bordered().title("Learning rate"))
-        .x_axis(
-            Axis::default()
-                .title("step")
-                .bounds([x_min, x_max])
-                .labels([format!("{x_min:.0}"), format!("{x_max:.0}")]),
-        )
+        .x_axis(step_axis(x_min, x_max))
         .y_axis(
             Axis::default().bounds([0.0, y_max]).labels(["0".to_string(), format!("{y_max:.1e}")]),
         );

@@ -244,6 +244,23 @@ impl Launcher for FakeLauncher {
     }
 }
 
+/// Types `seeds` into the Ablations pane's "repeat with N seeds" row, starts the setup and
+/// replays every run to its end.
+pub fn start_repeats(app: &mut App, seeds: usize) {
+    use crossterm::event::{KeyCode, KeyEvent};
+    let mut press = |code| app.handle_key(KeyEvent::from(code));
+    press(KeyCode::Char('5'));
+    for _ in 0..crate::tui::panes::ablations::START_ROW - 1 {
+        press(KeyCode::Char('j'));
+    }
+    press(KeyCode::Enter);
+    press(KeyCode::Backspace);
+    seeds.to_string().chars().for_each(|c| press(KeyCode::Char(c)));
+    press(KeyCode::Enter);
+    press(KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+}
+
 pub fn live_app(keep_open: bool) -> (App, Rc<RefCell<Launches>>) {
     let launches = Rc::new(RefCell::new(Launches::default()));
     let launcher = FakeLauncher { launches: launches.clone(), keep_open };

@@ -127,17 +127,7 @@ fn runs_differing_by_a_value_are_labelled_apart() {
 #[test]
 fn repeat_with_seeds_queues_one_run_per_seed() {
     let (mut app, launches) = live_app(false);
-    app.pane = Pane::Ablations;
-    app.ablations.cursor = 0;
-    for _ in 0..crate::tui::panes::ablations::START_ROW - 1 {
-        press(&mut app, KeyCode::Char('j'));
-    }
-    press(&mut app, KeyCode::Enter);
-    press(&mut app, KeyCode::Backspace);
-    type_text(&mut app, "3");
-    press(&mut app, KeyCode::Enter);
-    press(&mut app, KeyCode::Char('r'));
-    app.drain_active(usize::MAX);
+    super::fixture::start_repeats(&mut app, 3);
     let seeds: Vec<u64> = launches.borrow().configs.iter().map(|c| c.train.seed).collect();
     assert_eq!(seeds, [42, 43, 44]);
     let labels: Vec<&str> = app.runs.rows.iter().map(|r| r.label.as_str()).collect();

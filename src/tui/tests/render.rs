@@ -243,16 +243,7 @@ fn runs_pane_shows_delta_to_baseline_and_compares_two_runs() {
 #[test]
 fn runs_differing_only_by_seed_share_a_row_with_mean_and_spread() {
     let (mut app, _) = super::fixture::live_app(false);
-    app.pane = Pane::Ablations;
-    for _ in 0..crate::tui::panes::ablations::START_ROW - 1 {
-        press(&mut app, KeyCode::Char('j'));
-    }
-    press(&mut app, KeyCode::Enter);
-    press(&mut app, KeyCode::Backspace);
-    type_text(&mut app, "3");
-    press(&mut app, KeyCode::Enter);
-    press(&mut app, KeyCode::Char('r'));
-    app.drain_active(usize::MAX);
+    super::fixture::start_repeats(&mut app, 3);
     app.pane = Pane::Runs;
     let screen = render(&mut app, 120, 30);
     // The fake runs score 0.70, 0.71 and 0.72.
