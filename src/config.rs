@@ -447,6 +447,18 @@ impl Config {
         Ok(config)
     }
 
+    /// This config with `section.key=value` assignments applied, read and validated
+    /// exactly as `--set` is (the dashboard's value editor refuses what this refuses).
+    pub fn with_overrides(&self, overrides: &[String]) -> Result<Self> {
+        let mut value = toml::Table::try_from(self).context("serialising the config")?;
+        for assignment in overrides {
+            apply_override(&mut value, assignment)?;
+        }
+        let config: Config = toml::Value::Table(value).try_into().context("invalid value")?;
+        config.validate()?;
+        Ok(config)
+    }
+
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let config: Config = toml::from_str(text).context("invalid config")?;
         config.validate()?;
@@ -697,6 +709,17 @@ model = "models/all-MiniLM-L6-v2"
         assert!(!config.ablation.moe);
         assert_eq!(config.train.lr, 5e-4);
         assert_eq!(config.text_encoder.model, "other/model");
+    }
+
+    #[test]
+    fn overrides_of_a_loaded_config_are_validated() {
+        let config = Config::from_toml_str(MINIMAL).unwrap();
+        let changed = config.with_overrides(&["train.lr=3e-4".to_string()]).unwrap();
+        assert_eq!(changed.train.lr, 3e-4);
+        let err = config.with_overrides(&["model.heads=7".to_string()]).unwrap_err();
+        assert!(format!("{err:#}").contains("divisible by model.heads"), "{err:#}");
+        let err = config.with_overrides(&["train.epochs=many".to_string()]).unwrap_err();
+        assert!(format!("{err:#}").contains("epochs"), "{err:#}");
     }
 
     #[test]

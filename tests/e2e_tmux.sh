@@ -6,7 +6,9 @@
 #   `memescope train` opens the dashboard with the run started → loss and per-class F1 move
 #   (two epochs' numbers seen) → gate usage → `memescope watch` replays the same macro F1 →
 #   misclassified memes with their image (and a missing one) → search → moe and contrastive
-#   off, a second run → both compared per class in Runs → every pane at 80×24 → quit with
+#   off and a learning rate typed (an invalid one refused first), a second run labelled by
+#   its difference from the base → both compared (config and per class) in Runs → a
+#   confusion cell lists its samples in Errors → every pane at 80×24 → quit with
 #   confirmation while a sweep trains → the terminal is restored.
 #
 #   tests/e2e_tmux.sh [CONFIG]        (default tests/fixtures/e2e.toml, the bundled demo)
@@ -196,11 +198,24 @@ step "moe and contrastive off, second run"
 keys 5
 expect_now '\[x\] moe' "the ablation checkboxes"
 keys j j j j Space j Space
-expect_now 'next run: -moe -contrastive' "moe and contrastive toggled off"
+expect_now 'Next run: -moe -contrastive' "moe and contrastive toggled off"
 expect_now '\[ \] moe' "the moe checkbox cleared"
 expect_now '\[ \] contrastive ' "the contrastive checkbox cleared"
+
+step "a value typed for the next run: an invalid one is refused, a valid one kept"
+# From contrastive (row 5) down to train.lr, the first value after the 10 switches.
+keys j j j j j Enter
+expect_now 'train\.lr +[0-9.e-]+▏' "the train.lr editor"
+for _ in 1 2 3 4 5 6 7 8; do keys BSpace; done
+keys a b c Enter
+expect_now 'Refused: .*' "an invalid learning rate refused with the config's message"
+echo "     $(grab 'Refused: .*')"
+for _ in 1 2 3; do keys BSpace; done
+keys 5 e - 4 Enter
+expect_gone 'Refused' "the valid value accepted"
+expect_now 'Next run: -moe -contrastive lr=5e-4' "the label of the next run"
 keys r
-expect_now 'Started a run: -moe -contrastive' "the second run to start"
+expect_now 'Started a run: -moe -contrastive lr=5e-4' "the second run to start"
 
 step "Runs pane compares both runs"
 keys 6
@@ -211,13 +226,14 @@ until [[ $(run_rows 'finished|stopped|failed') -ge 2 ]]; do
     ((SECONDS < deadline)) || fail "two runs did not end within ${TRAIN_TIMEOUT}s"
     sleep 0.1
 done
-[[ $(run_rows 'all on .*finished') -eq 1 ]] || fail "the all-on run is not listed as finished"
+[[ $(run_rows ' base .*finished') -eq 1 ]] || fail "the base run is not listed as finished"
 [[ $(run_rows '-moe -contrastive .*finished') -eq 1 ]] || fail "the -moe -contrastive run is not listed as finished"
 keys Space j Space
-expect_now '\*.* all on ' "the first run marked"
+expect_now '\*.* base ' "the first run marked"
 expect_now '\*.* -moe -contrastive ' "the second run marked"
 keys Enter
-expect_now 'per-class F1: A = all on vs B = -moe -contrastive' "the side-by-side comparison"
+expect_now 'per-class F1: A = base vs B = -moe -contrastive lr=5e-4' "the side-by-side comparison"
+expect_now 'train\.lr: [0-9.e-]+ → 5e-4' "the config difference in the comparison"
 [[ $(screen | grep -Ec "^│($LABELS) +[0-9]\.[0-9]{3} +[0-9]\.[0-9]{3} +[+-][0-9]\.[0-9]{3}") -ge 6 ]] ||
     fail "the comparison should show both runs' F1 and the difference for every class"
 expect_now '^│macro F1 +[0-9]\.[0-9]{3} +[0-9]\.[0-9]{3}' "both macro F1 in the comparison"
@@ -226,11 +242,20 @@ expect_now 'macro F1.*weighted F1.*status' "Esc back to the runs table"
 keys 3
 expect_now 'MoE off: this run has no mixture-of-experts' "the -moe run's Gates pane"
 
+step "a confusion cell lists its samples in Errors"
+keys 7
+expect_now 'Confusion · epoch [0-9]+' "the confusion matrix"
+keys Right Enter
+expect_now 'cell: .* → .*\(c clears\)' "Errors filtered to the cell"
+echo "     $(grab '[0-9]+/[0-9]+ shown')"
+keys c
+expect_gone 'cell: ' "c clears the cell filter"
+
 step "every pane at 80×24"
 tmux resize-window -t "$SESSION:dash" -x 80 -y 24
-expect_now '^ 1 Loss │ 2 F1 │ 3 Gates │ 4 Errors │ 5 Ablations │ 6 Runs' "the tab bar at 80×24"
-pane_marks=('train loss' 'macro F1 [0-9]' 'MoE off' '[0-9]+/[0-9]+ shown' 'next run:' 'finished')
-for pane in 1 2 3 4 5 6; do
+expect_now '^ 1 Loss │ 2 F1 │ 3 Gates │ 4 Errors │ 5 Ablations │ 6 Runs │ 7 Confusion' "the tab bar at 80×24"
+pane_marks=('train loss' 'macro F1 [0-9]' 'MoE off' '[0-9]+/[0-9]+ shown' 'Next run:' 'finished' 'Confusion · epoch')
+for pane in 1 2 3 4 5 6 7; do
     keys "$pane"
     expect_now "${pane_marks[pane - 1]}" "pane $pane's content at 80×24"
     screen | grep -q 'too small' && fail "pane $pane says 'too small' at 80×24"
@@ -242,7 +267,7 @@ expect_now '┌image' "the Errors detail with its image at 80×24"
 keys Escape
 expect_gone 'Esc: back' "Esc should close the detail view"
 keys '?'
-expect_now 'use the selected run as the Δ baseline' "the whole help overlay at 80×24"
+expect_now 'list its samples in Errors' "the whole help overlay at 80×24"
 keys Escape
 expect_gone '┌Keys' "any key closes the help"
 # One column less is too small: the check above is not vacuous.

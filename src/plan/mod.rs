@@ -7,21 +7,21 @@
 //! ([`Plan::with_seeds`]). Each run keeps the `--set` assignments that make it from the
 //! base, so that it can be written as a self-contained command line.
 
-mod difference;
 mod grid;
+mod label;
 mod leave_one_out;
 mod seeds;
 
-pub use difference::{config_difference, flattened_config};
 pub use grid::GridAxis;
+pub use label::{
+    differences, flattened_config, run_label, seedless_label, short_value, value_at, Difference,
+    BASE_LABEL,
+};
 pub use leave_one_out::{data_has_reasoning, leave_one_out_modules};
 
 use anyhow::Result;
 
 use crate::config::{Assignment, Config};
-
-/// The label of the base config's run, before any builder has made it a variant.
-pub const BASE_LABEL: &str = "base";
 
 /// One run of a plan: the config it trains with, how tables and logs name it, and the
 /// assignments that turn the base config into it.

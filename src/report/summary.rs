@@ -7,10 +7,9 @@ use std::fmt::Write;
 
 use super::loaded::ReportedRun;
 use crate::config::Config;
-use crate::plan::{config_difference, flattened_config};
+use crate::plan::{differences, flattened_config};
 
-/// Keys that say where files live, not what was trained: left out of the differences.
-const LOCATION_SECTION: &str = "paths.";
+/// The key that repeats of one setup differ by.
 const SEED: &str = "train.seed";
 
 /// The summary of `runs`, linking `figures` (file names relative to the summary).
@@ -67,11 +66,13 @@ pub fn summary_markdown(runs: &[ReportedRun], figures: &[(String, String)]) -> S
     md
 }
 
-/// The flattened config without the keys that only say where files live.
+/// The flattened config (without the keys that only say where files live), as text.
 fn trained_settings(config: &Config) -> BTreeMap<String, String> {
-    let mut settings = flattened_config(config);
-    settings.retain(|key, _| !key.starts_with(LOCATION_SECTION));
-    settings
+    let text = |value: toml::Value| match value {
+        toml::Value::String(text) => text,
+        other => other.to_string(),
+    };
+    flattened_config(config).into_iter().map(|(key, value)| (key, text(value))).collect()
 }
 
 /// The keys (outside `paths`) whose value is not the same in every readable config.
@@ -80,9 +81,8 @@ fn varying_keys(configs: &[Option<&Config>]) -> Vec<String> {
     let Some(first) = known.first() else { return Vec::new() };
     let mut keys: Vec<String> = known
         .iter()
-        .flat_map(|config| config_difference(first, config))
-        .map(|(key, _)| key)
-        .filter(|key| !key.starts_with(LOCATION_SECTION))
+        .flat_map(|config| differences(first, config))
+        .map(|difference| difference.key)
         .collect();
     keys.sort();
     keys.dedup();

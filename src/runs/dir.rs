@@ -22,6 +22,8 @@ const PROVENANCE: &str = "provenance.json";
 const LOG: &str = "run.log";
 const METRICS: &str = "metrics.csv";
 const PREDICTIONS: &str = "predictions.jsonl";
+/// Where archived runs go, under the runs directory (not a run: it has no event log).
+const ARCHIVE: &str = "archive";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
@@ -71,6 +73,22 @@ impl RunDir {
             .collect();
         runs.sort_by(|a, b| a.path.cmp(&b.path));
         runs
+    }
+
+    /// Moves the run to `<runs>/archive/<id>`, out of listings (nothing is deleted).
+    /// Fails rather than overwrite an archived run of the same id.
+    pub fn archive(&self) -> Result<Self> {
+        let parent = self.path.parent().unwrap_or(Path::new("."));
+        let archive = parent.join(ARCHIVE);
+        std::fs::create_dir_all(&archive)
+            .with_context(|| format!("creating {}", archive.display()))?;
+        let target = archive.join(&self.id);
+        if target.exists() {
+            anyhow::bail!("cannot archive {}: {} exists", self.path.display(), target.display());
+        }
+        std::fs::rename(&self.path, &target)
+            .with_context(|| format!("moving {} to {}", self.path.display(), target.display()))?;
+        Ok(Self::at(&target))
     }
 
     pub fn config(&self) -> PathBuf {
@@ -313,6 +331,20 @@ mod tests {
         let ids: Vec<String> = RunDir::list(root.path()).into_iter().map(|r| r.id).collect();
         assert_eq!(ids, ["a", "b"]);
         assert!(RunDir::list(&root.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn archiving_moves_a_run_out_of_the_listing_and_never_overwrites() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::open_new(&root.path().join("r1")).unwrap();
+        std::fs::write(run.events(), "").unwrap();
+        let archived = run.archive().unwrap();
+        assert_eq!(archived.path, root.path().join("archive").join("r1"));
+        assert!(archived.events().is_file() && !run.path.exists());
+        assert!(RunDir::list(root.path()).is_empty());
+        let again = RunDir::open_new(&root.path().join("r1")).unwrap();
+        assert!(format!("{:#}", again.archive().unwrap_err()).contains("exists"));
+        assert!(again.path.exists());
     }
 
     #[test]

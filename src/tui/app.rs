@@ -10,15 +10,16 @@ use tokio::sync::mpsc::error::TryRecvError;
 use super::known_runs::KnownRuns;
 use super::launcher::{LaunchedRun, Launcher};
 use super::panes::ablations::{AblationCommand, AblationsPane};
+use super::panes::confusion::{ConfusionKey, ConfusionPane};
 use super::panes::errors::ErrorsPane;
 use super::panes::loss::LossPane;
-use super::panes::runs::RunsPane;
+use super::panes::runs::{RunsKey, RunsPane};
 use super::panes::Pane;
 use super::run_view::RunView;
 use crate::config::Config;
 use crate::events::TrainEvent;
 use crate::plan::Plan;
-use crate::runs::RunStatus;
+use crate::runs::{RunDir, RunStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
@@ -44,6 +45,7 @@ pub struct App {
     pub errors: ErrorsPane,
     pub ablations: AblationsPane,
     pub runs_pane: RunsPane,
+    pub confusion: ConfusionPane,
     /// A one-line message about the last command ("queued 6 runs").
     pub notice: Option<String>,
     /// Whether the training data has figurative reasoning (adds a run to the sweep).
@@ -52,6 +54,8 @@ pub struct App {
     pub queue: VecDeque<Config>,
     mode: Mode,
     active: Option<LaunchedRun>,
+    /// The config of the active run, until its `RunStarted` names its id.
+    launched: Option<Config>,
     runs_dir: Option<PathBuf>,
     quit: bool,
     stop_requested: bool,
@@ -61,14 +65,20 @@ impl App {
     /// A dashboard that starts runs from `base` (its ablation is the initial checkboxes).
     pub fn live(base: Config, launcher: Box<dyn Launcher>) -> Self {
         let runs_dir = Some(base.paths.runs.clone());
-        let ablations = AblationsPane::new(base.ablation);
-        Self::new(Mode::Live { launcher, base: Box::new(base) }, ablations, runs_dir)
+        let ablations = AblationsPane::new(base.clone());
+        let mut app =
+            Self::new(Mode::Live { launcher, base: Box::new(base.clone()) }, ablations, runs_dir);
+        app.runs.base = Some(base);
+        app
     }
 
     /// A read-only dashboard over one run directory.
     pub fn watch(run_dir: PathBuf) -> Self {
         let runs_dir = run_dir.parent().map(PathBuf::from);
-        Self::new(Mode::Watch { run_dir }, AblationsPane::default(), runs_dir)
+        let watched = RunDir::at(&run_dir).read_config().ok();
+        let mut app = Self::new(Mode::Watch { run_dir }, AblationsPane::watching(), runs_dir);
+        app.runs.base = watched;
+        app
     }
 
     fn new(mode: Mode, ablations: AblationsPane, runs_dir: Option<PathBuf>) -> Self {
@@ -81,11 +91,13 @@ impl App {
             errors: ErrorsPane::default(),
             ablations,
             runs_pane: RunsPane::default(),
+            confusion: ConfusionPane::default(),
             notice: None,
             data_has_reasoning: false,
             queue: VecDeque::new(),
             mode,
             active: None,
+            launched: None,
             runs_dir,
             quit: false,
             stop_requested: false,
@@ -131,6 +143,12 @@ impl App {
         self.view.apply(&event);
         let id = self.view.run_id().map(str::to_string);
         self.runs.apply(id.as_deref(), &event);
+        // The trainer may report stages before `RunStarted`: the config waits for it.
+        if let TrainEvent::RunStarted(info) = &event {
+            if let Some(config) = self.launched.take() {
+                self.runs.set_config(&info.run_id, config);
+            }
+        }
     }
 
     /// Applies at most `limit` events already waiting on the active run, without waiting,
@@ -171,8 +189,10 @@ impl App {
         let Mode::Live { launcher, .. } = &mut self.mode else {
             return;
         };
-        tracing::info!("starting run: {}", config.ablation.short_label());
-        self.notice = Some(format!("Started a run: {}", config.ablation.short_label()));
+        let label = self.runs.label_of(&config);
+        tracing::info!("starting run: {label}");
+        self.notice = Some(format!("Started a run: {label}"));
+        self.launched = Some(config.clone());
         self.view = RunView::preparing(Some(config.train.batch_size));
         self.errors.selected = 0;
         self.errors.detail_open = false;
@@ -205,13 +225,19 @@ impl App {
     }
 
     fn run_command(&mut self, command: AblationCommand) {
-        let Mode::Live { base, .. } = &self.mode else {
+        if let Mode::Watch { .. } = &self.mode {
             self.notice = Some("Watching a run: starting runs needs `memescope tui`.".to_string());
             return;
-        };
+        }
         let configs = match command {
-            AblationCommand::Start(ablation) => vec![Config { ablation, ..(**base).clone() }],
-            AblationCommand::Sweep => Plan::leave_one_out(base, self.data_has_reasoning).configs(),
+            AblationCommand::Start(configs) => configs,
+            AblationCommand::Sweep(base) => {
+                Plan::leave_one_out(&base, self.data_has_reasoning).configs()
+            }
+            AblationCommand::Refused(message) => {
+                self.notice = Some(message);
+                return;
+            }
         };
         self.start_or_queue(configs);
     }
@@ -253,7 +279,7 @@ impl App {
             Mode::Watch { .. } => "Watching a run: read-only, runs cannot be started here.".into(),
             Mode::Live { .. } if !self.queue.is_empty() => {
                 let labels: Vec<String> =
-                    self.queue.iter().map(|c| c.ablation.short_label()).collect();
+                    self.queue.iter().map(|c| self.runs.label_of(c)).collect();
                 format!("Queued: {}", labels.join(" | "))
             }
             Mode::Live { .. } if self.active.is_some() => "A run is in progress.".into(),
@@ -271,7 +297,7 @@ impl App {
             Pane::Errors => self.errors.scroll(by, self.view.misclassified()),
             Pane::Ablations => self.ablations.scroll(by),
             Pane::Runs => self.runs_pane.scroll(by, &self.runs),
-            Pane::Loss | Pane::F1 | Pane::Gates => {}
+            Pane::Loss | Pane::F1 | Pane::Gates | Pane::Confusion => {}
         }
     }
 
@@ -311,6 +337,10 @@ impl App {
             self.errors.handle_key(key, self.view.misclassified(), classes);
             return;
         }
+        if self.pane == Pane::Ablations && self.ablations.is_typing() {
+            self.ablations.handle_key(key);
+            return;
+        }
         if self.handle_pane_key(key) {
             return;
         }
@@ -345,7 +375,51 @@ impl App {
                     true
                 }
             },
-            Pane::Runs => self.runs_pane.handle_key(key, &self.runs),
+            Pane::Confusion => match self.confusion.handle_key(key, &self.view) {
+                ConfusionKey::Ignored => false,
+                ConfusionKey::Handled => true,
+                ConfusionKey::Open(cell) => {
+                    self.errors.show_cell(cell);
+                    self.pane = Pane::Errors;
+                    true
+                }
+            },
+            Pane::Runs => match self.runs_pane.handle_key(key, &self.runs) {
+                RunsKey::Ignored => false,
+                RunsKey::Handled => true,
+                RunsKey::Archive(ids) => {
+                    self.archive_runs(&ids);
+                    true
+                }
+            },
         }
+    }
+
+    /// Moves runs to `<runs>/archive/` (the Runs pane asked for `y` first). The run in
+    /// progress stays.
+    fn archive_runs(&mut self, ids: &[String]) {
+        let Some(runs_dir) = self.runs_dir.clone() else { return };
+        let active = self.active.as_ref().and(self.view.run_id()).map(str::to_string);
+        let mut moved = 0;
+        let mut problems = Vec::new();
+        for id in ids {
+            if active.as_deref() == Some(id.as_str()) {
+                problems.push(format!("{id} is running"));
+                continue;
+            }
+            match RunDir::at(&runs_dir.join(id)).archive() {
+                Ok(_) => {
+                    self.runs.rows.retain(|row| row.id != *id);
+                    moved += 1;
+                }
+                Err(err) => problems.push(format!("{err:#}")),
+            }
+        }
+        let rows = self.runs_pane.rows(&self.runs).len();
+        self.runs_pane.selected = self.runs_pane.selected.min(rows.saturating_sub(1));
+        self.notice = Some(match problems.is_empty() {
+            true => format!("Archived {moved} run(s) to {}", runs_dir.join("archive").display()),
+            false => format!("Archived {moved} run(s); not archived: {}", problems.join("; ")),
+        });
     }
 }

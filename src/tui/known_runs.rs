@@ -5,14 +5,20 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::config::Config;
 use crate::events::{read_events, EpochRecord, RunInfo, TrainEvent};
 use crate::runs::{RunDir, RunStatus};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct KnownRun {
     pub id: String,
-    /// The ablation switches that were off (`Ablation::short_label`).
+    /// Its difference from the base config (`crate::plan::run_label`), or its switches
+    /// (`Ablation::short_label`) when either config is unknown.
     pub label: String,
+    /// The label without the seed: the runs sharing it are repeats of one setup.
+    pub seedless: String,
+    /// The run's config, when known (its `config.toml`, or the one it was started with).
+    pub config: Option<Box<Config>>,
     pub macro_f1: Option<f64>,
     pub weighted_f1: Option<f64>,
     /// F1 per class of the best epoch, by label.
@@ -25,7 +31,9 @@ impl KnownRun {
     fn new(id: String, label: String) -> Self {
         Self {
             id,
+            seedless: label.clone(),
             label,
+            config: None,
             macro_f1: None,
             weighted_f1: None,
             per_class: Vec::new(),
@@ -74,9 +82,36 @@ impl KnownRun {
 #[derive(Debug, Default)]
 pub struct KnownRuns {
     pub rows: Vec<KnownRun>,
+    /// The config labels are differences from: the dashboard's base config (or the
+    /// watched run's).
+    pub base: Option<Config>,
 }
 
 impl KnownRuns {
+    /// How a run of `config` is labelled here.
+    pub fn label_of(&self, config: &Config) -> String {
+        match &self.base {
+            Some(base) => crate::plan::run_label(base, config),
+            None => config.ablation.short_label(),
+        }
+    }
+
+    fn relabel(&self, row: &mut KnownRun) {
+        if let (Some(base), Some(config)) = (&self.base, &row.config) {
+            row.label = crate::plan::run_label(base, config);
+            row.seedless = crate::plan::seedless_label(base, config);
+        }
+    }
+
+    /// Records the config a run of this session was started with.
+    pub fn set_config(&mut self, id: &str, config: Config) {
+        let Some(at) = self.rows.iter().position(|row| row.id == id) else { return };
+        let mut row = self.rows[at].clone();
+        row.config = Some(Box::new(config));
+        self.relabel(&mut row);
+        self.rows[at] = row;
+    }
+
     pub fn get(&self, id: &str) -> Option<&KnownRun> {
         self.rows.iter().find(|row| row.id == id)
     }
@@ -88,7 +123,9 @@ impl KnownRuns {
     /// Applies an event of the run `id` (the id comes from that run's `RunStarted`).
     pub fn apply(&mut self, id: Option<&str>, event: &TrainEvent) {
         if let TrainEvent::RunStarted(info) = event {
-            let row = KnownRun::started(info);
+            let mut row = KnownRun::started(info);
+            row.config = self.get(&info.run_id).and_then(|existing| existing.config.clone());
+            self.relabel(&mut row);
             match self.get_mut(&info.run_id) {
                 Some(existing) => *existing = row,
                 None => self.rows.push(row),
@@ -106,7 +143,10 @@ impl KnownRuns {
                 continue;
             }
             match load_run(&run.path) {
-                Ok(row) => self.rows.push(row),
+                Ok(mut row) => {
+                    self.relabel(&mut row);
+                    self.rows.push(row)
+                }
                 Err(err) => tracing::warn!("skipping run {}: {err:#}", run.path.display()),
             }
         }
@@ -116,15 +156,15 @@ impl KnownRuns {
 /// Reads one earlier run directory into a row.
 pub fn load_run(dir: &Path) -> Result<KnownRun> {
     let run = RunDir::at(dir);
-    let label = run
-        .read_config()
-        .map(|config| config.ablation.short_label())
-        .unwrap_or_else(|_| "?".to_string());
+    let config = run.read_config().ok();
+    let label = config.as_ref().map_or("?".to_string(), |config| config.ablation.short_label());
     let mut row = KnownRun::new(run.id.clone(), label);
+    row.config = config.map(Box::new);
     let mut ended = false;
     for event in read_events(&run.events())? {
         if let TrainEvent::RunStarted(info) = &event {
             row.label = info.ablation.short_label();
+            row.seedless = row.label.clone();
         }
         ended |= matches!(
             event,

@@ -1,18 +1,22 @@
 //! The dashboard: a ratatui TUI over the background trainer.
 //!
 //! It never touches tensors. It folds `TrainEvent`s (from a run it started, or from a
-//! run's `events.jsonl` in watch mode) into state, and draws six panes: Loss, F1, Gates,
-//! Errors, Ablations, Runs. `App` holds all state and key handling (testable without a
-//! terminal), `ui` and the `panes` draw it, `event_loop` connects it to the terminal.
+//! run's `events.jsonl` in watch mode) into state, and draws seven panes: Loss, F1, Gates,
+//! Errors, Ablations, Runs, Confusion. `App` holds all state and key handling (testable
+//! without a terminal), `ui` and the `panes` draw it, `event_loop` connects it to the
+//! terminal.
 
 mod app;
+mod confusion;
 mod event_loop;
 mod figurative;
 mod image_preview;
 mod intake;
 mod known_runs;
 mod launcher;
+mod next_run;
 mod panes;
+mod run_rows;
 mod run_view;
 mod terminal;
 mod ui;
@@ -58,6 +62,9 @@ async fn open_live(
 ) -> Result<Option<StopSignal>> {
     crate::train::lower_compute_pool_priority();
     config.paths.runs = runs_dir.clone();
+    // As the trainer saves it in each run directory, so that labels (differences from
+    // this base) do not list paths made absolute.
+    let config = config.absolutized()?;
     std::fs::create_dir_all(&runs_dir)
         .with_context(|| format!("creating runs directory {}", runs_dir.display()))?;
     crate::logging::console_to_file(&runs_dir.join("memescope.log"))?;

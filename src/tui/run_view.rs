@@ -17,6 +17,8 @@ pub struct StepPoint {
     pub loss: f32,
     /// Exponential moving average of the loss up to this step.
     pub smoothed: f32,
+    /// The learning rate of the step (the schedule the Loss pane can show).
+    pub lr: f64,
     pub components: BTreeMap<String, f32>,
 }
 
@@ -123,6 +125,7 @@ impl RunView {
                     step: step.global_step,
                     loss: step.loss,
                     smoothed,
+                    lr: step.lr,
                     components: step.components.clone(),
                 });
             }

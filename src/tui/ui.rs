@@ -28,7 +28,7 @@ const OTHER_KEYS: &[(&str, &str)] = &[
     ("?", "this help (any key closes it)"),
     ("q, Ctrl-C", "quit (asks y/n while a run is training)"),
     ("x", "stop the run (cancels queued runs)"),
-    ("Loss: c", "loss components instead of the raw trace"),
+    ("Loss: c / l", "loss components / learning-rate schedule"),
     ("Errors: j/k, ↑/↓, PgUp/PgDn, g/G", "move in the list (mouse wheel too)"),
     ("Errors: Enter / Esc", "open / close the details and the image"),
     ("Errors: /", "search (type; Enter keeps, Esc cancels)"),
@@ -36,11 +36,12 @@ const OTHER_KEYS: &[(&str, &str)] = &[
     ("Errors: f", "figurative/sarcastic filter (heuristic)"),
     ("Errors: o / c", "flip sort by confidence / clear filters"),
     ("Ablations: j/k, Space", "move, toggle a switch"),
-    ("Ablations: r (or Enter on Start)", "start a run with the switches"),
-    ("Ablations: s", "queue the leave-one-out sweep"),
-    ("Runs: j/k, Space", "move, mark a run (two at most)"),
-    ("Runs: Enter / Esc", "compare two marked runs per class / back"),
-    ("Runs: b", "use the selected run as the Δ baseline"),
+    ("Ablations: Enter on a value", "edit it (Enter applies, Esc cancels)"),
+    ("Ablations: r / s", "start the setup / leave-one-out sweep"),
+    ("Runs: Space, Enter / Esc", "mark; compare two marked rows / back"),
+    ("Runs: b, o / O, g", "Δ baseline, sort column / order, seeds"),
+    ("Runs: h / H, a", "hide / show hidden, archive (asks y)"),
+    ("Confusion: arrows, Enter", "pick a cell, list its samples in Errors"),
 ];
 
 pub fn draw(frame: &mut Frame, app: &mut App) {
@@ -70,6 +71,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         }
         Pane::Ablations => app.ablations.draw(frame, pane_area, &app.launch_note()),
         Pane::Runs => app.runs_pane.draw(frame, pane_area, &app.runs),
+        Pane::Confusion => app.confusion.draw(frame, pane_area, &app.view),
     }
     draw_status(frame, status_area, app);
 

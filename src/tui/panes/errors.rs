@@ -9,7 +9,8 @@ use ratatui::Frame;
 
 use super::{bar, step_selection};
 use crate::events::Misclassified;
-use crate::tui::figurative::looks_figurative;
+use crate::tui::confusion::ErrorCell;
+use crate::tui::figurative::{figurative_cues, looks_figurative};
 use crate::tui::image_preview::ImagePreview;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,6 +26,8 @@ pub struct ErrorsPane {
     pub selected: usize,
     pub true_filter: Option<usize>,
     pub predicted_filter: Option<usize>,
+    /// A cell of the Confusion pane: only the samples that make that mistake.
+    pub cell: Option<ErrorCell>,
     /// The applied search; while typing it updates live.
     pub search: String,
     /// The search before `/` was pressed, restored by Esc; `Some` while typing.
@@ -77,6 +80,7 @@ impl ErrorsPane {
             .enumerate()
             .filter(|(_, m)| self.true_filter.is_none_or(|c| m.truth.contains(&c)))
             .filter(|(_, m)| self.predicted_filter.is_none_or(|c| m.predicted.contains(&c)))
+            .filter(|(_, m)| self.cell.is_none_or(|cell| cell.matches(m)))
             .filter(|(_, m)| !self.figurative_only || looks_figurative(m))
             .filter(|(_, m)| {
                 needle.is_empty()
@@ -94,6 +98,22 @@ impl ErrorsPane {
             }
         });
         shown
+    }
+
+    /// Shows exactly the samples of `cell`, with the other filters cleared.
+    pub fn show_cell(&mut self, cell: ErrorCell) {
+        self.clear_filters();
+        self.cell = Some(cell);
+        self.detail_open = false;
+    }
+
+    fn clear_filters(&mut self) {
+        self.true_filter = None;
+        self.predicted_filter = None;
+        self.cell = None;
+        self.figurative_only = false;
+        self.search.clear();
+        self.selected = 0;
     }
 
     /// The sample under the cursor, if any passes the filters.
@@ -161,13 +181,7 @@ impl ErrorsPane {
                 };
                 self.selected = 0;
             }
-            KeyCode::Char('c') => {
-                self.true_filter = None;
-                self.predicted_filter = None;
-                self.figurative_only = false;
-                self.search.clear();
-                self.selected = 0;
-            }
+            KeyCode::Char('c') => self.clear_filters(),
             _ => return false,
         }
         true
@@ -189,7 +203,15 @@ impl ErrorsPane {
         } else {
             Span::raw(format!("\"{}\"", self.search))
         };
+        let cell = match self.cell {
+            Some(cell) => Span::styled(
+                format!("cell: {} (c clears) · ", cell.describe(labels)),
+                Style::new().fg(Color::Yellow),
+            ),
+            None => Span::raw(""),
+        };
         Line::from(vec![
+            cell,
             Span::raw(format!(
                 "{shown}/{total} shown · true(t): {} · predicted(p): {} · sort(o): {sort} · \
                  figurative/sarcastic (heuristic, f): {figurative} · search(/): ",
@@ -337,6 +359,18 @@ fn sample_lines(sample: &Misclassified, labels: &[String]) -> Vec<Line<'static>>
         lines.push(Line::from(""));
         lines.push(Line::from("reasoning:").bold());
         lines.push(Line::from(reasoning.to_string()));
+    }
+    if let Some(cues) = figurative_cues(sample) {
+        let words: Vec<String> = cues.matched.iter().map(|w| format!("“{w}”")).collect();
+        lines.push(Line::from(""));
+        lines.push(Line::styled(
+            format!(
+                "figurative/sarcastic (heuristic), from the {}: {}",
+                cues.source,
+                words.join(", ")
+            ),
+            Style::new().fg(Color::Magenta),
+        ));
     }
     lines
 }

@@ -1,5 +1,5 @@
 //! Training loss per step (smoothed line over a faint raw trace, or the loss components)
-//! and validation loss per epoch.
+//! and validation loss per epoch, or the learning-rate schedule.
 
 use std::collections::BTreeMap;
 
@@ -23,15 +23,18 @@ const COMPONENT_COLORS: [Color; 6] =
 pub struct LossPane {
     /// Show the named parts of the loss instead of the raw total.
     pub show_components: bool,
+    /// Show the learning rate per step instead of the loss.
+    pub show_lr: bool,
 }
 
 impl LossPane {
     pub fn handle_key(&mut self, key: KeyEvent) -> bool {
-        if key.code == KeyCode::Char('c') {
-            self.show_components = !self.show_components;
-            return true;
+        match key.code {
+            KeyCode::Char('c') => self.show_components = !self.show_components,
+            KeyCode::Char('l') => self.show_lr = !self.show_lr,
+            _ => return false,
         }
-        false
+        true
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, view: &RunView) {
@@ -47,6 +50,10 @@ impl LossPane {
                 Paragraph::new(message).block(Block::bordered().title("Loss")),
                 chart_area,
             );
+            return;
+        }
+        if self.show_lr {
+            draw_lr(frame, chart_area, view);
             return;
         }
 
@@ -115,12 +122,7 @@ impl LossPane {
         let (y_min, y_max) = ((y_min - pad).max(0.0), y_max + pad);
         let chart = Chart::new(datasets)
             .block(Block::bordered().title("Loss"))
-            .x_axis(
-                Axis::default()
-                    .title("step")
-                    .bounds([x_min, x_max])
-                    .labels([format!("{x_min:.0}"), format!("{x_max:.0}")]),
-            )
+            .x_axis(step_axis(x_min, x_max))
             .y_axis(
                 Axis::default()
                     .bounds([y_min, y_max])
@@ -141,6 +143,13 @@ impl LossPane {
             let state = if self.show_components { "on" } else { "off" };
             parts.push(format!("components {state} (c)"));
         }
+        if let Some(last) = view.steps.back() {
+            parts.push(format!(
+                "lr {:.2e} (l: {})",
+                last.lr,
+                if self.show_lr { "loss" } else { "schedule" }
+            ));
+        }
         Line::from(parts.join("  ·  ")).bold()
     }
 
@@ -156,6 +165,36 @@ impl LossPane {
         }
         series.into_iter().map(|(name, points)| (name, thin(points.into_iter()))).collect()
     }
+}
+
+/// The global step axis from `x_min` to `x_max`, labelled at its ends.
+fn step_axis(x_min: f64, x_max: f64) -> Axis<'static> {
+    Axis::default()
+        .title("step")
+        .bounds([x_min, x_max])
+        .labels([format!("{x_min:.0}"), format!("{x_max:.0}")])
+}
+
+/// The learning rate of each step (the head's; the encoder and lexical rates follow the
+/// same schedule scaled).
+fn draw_lr(frame: &mut Frame, area: Rect, view: &RunView) {
+    let points = thin(view.steps.iter().map(|p| (p.step as f64, p.lr)));
+    let x_min = view.steps.front().map_or(0.0, |p| p.step as f64);
+    let x_max = points.iter().map(|p| p.0).fold(x_min + 1.0, f64::max);
+    let y_max = points.iter().map(|p| p.1).fold(0.0, f64::max).max(f64::MIN_POSITIVE) * 1.05;
+    let dataset = Dataset::default()
+        .name("learning rate")
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(Style::new().fg(Color::Green))
+        .data(&points);
+    let chart = Chart::new(vec![dataset])
+        .block(Block::bordered().title("Learning rate"))
+        .x_axis(step_axis(x_min, x_max))
+        .y_axis(
+            Axis::default().bounds([0.0, y_max]).labels(["0".to_string(), format!("{y_max:.1e}")]),
+        );
+    frame.render_widget(chart, area);
 }
 
 /// Keeps every n-th point so that at most `MAX_POINTS` remain (always the last one).

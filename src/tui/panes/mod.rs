@@ -2,6 +2,7 @@
 //! the run data it draws, handles its own keys and draws itself.
 
 pub mod ablations;
+pub mod confusion;
 pub mod errors;
 pub mod f1;
 pub mod gates;
@@ -40,6 +41,7 @@ panes! {
     Errors => "Errors",
     Ablations => "Ablations",
     Runs => "Runs",
+    Confusion => "Confusion",
 }
 
 // Each pane has a single digit key, `1` for the first.

@@ -44,10 +44,31 @@ fn metrics(f1: [f64; 6], macro_f1: f64, weighted_f1: f64) -> Metrics {
                 support: 40,
             })
             .collect(),
-        confusion: None,
+        confusion: Some(confusion()),
         samples_f1: None,
         accuracy: weighted_f1,
     }
+}
+
+/// 40 samples per class: 34 right, 6 given one other class (among them the listed mistakes:
+/// 0 → 2, 5 → 4, 1 → 2, 4 → 3).
+pub fn confusion() -> Vec<Vec<usize>> {
+    let wrong = [2, 2, 1, 0, 3, 4];
+    (0..6)
+        .map(|t| {
+            (0..6)
+                .map(|p| {
+                    if p == t {
+                        34
+                    } else if p == wrong[t] {
+                        6
+                    } else {
+                        0
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn mistake(
@@ -78,7 +99,7 @@ pub fn misclassified() -> Vec<Misclassified> {
         mistake(
             "ax-103",
             "cannot stop thinking about that email",
-            Some("the endless loop stands for rumination"),
+            Some("the endless loop stands for rumination, an ironic take on focus"),
             1,
             2,
             0.77,
@@ -97,7 +118,8 @@ fn step(epoch: usize, global_step: usize) -> TrainEvent {
             ("classification".to_string(), loss * 0.7),
             ("contrastive_text_image".to_string(), loss * 0.3),
         ]),
-        lr: 1e-3,
+        // Decays linearly to 2.5e-5 at the last step (40).
+        lr: 1e-3 * (41 - global_step) as f64 / 40.0,
         samples_per_second: 512.0,
     })
 }
@@ -220,6 +242,23 @@ impl Launcher for FakeLauncher {
         }
         LaunchedRun { events, stop }
     }
+}
+
+/// Types `seeds` into the Ablations pane's "repeat with N seeds" row, starts the setup and
+/// replays every run to its end.
+pub fn start_repeats(app: &mut App, seeds: usize) {
+    use crossterm::event::{KeyCode, KeyEvent};
+    let mut press = |code| app.handle_key(KeyEvent::from(code));
+    press(KeyCode::Char('5'));
+    for _ in 0..crate::tui::panes::ablations::START_ROW - 1 {
+        press(KeyCode::Char('j'));
+    }
+    press(KeyCode::Enter);
+    press(KeyCode::Backspace);
+    seeds.to_string().chars().for_each(|c| press(KeyCode::Char(c)));
+    press(KeyCode::Enter);
+    press(KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
 }
 
 pub fn live_app(keep_open: bool) -> (App, Rc<RefCell<Launches>>) {

@@ -29,7 +29,8 @@ fn number_keys_and_tab_switch_panes() {
     press(&mut app, KeyCode::BackTab);
     press(&mut app, KeyCode::BackTab);
     assert_eq!(app.pane, Pane::Gates);
-    press(&mut app, KeyCode::Char('6'));
+    press(&mut app, KeyCode::Char('7'));
+    assert_eq!(app.pane, Pane::Confusion);
     press(&mut app, KeyCode::Tab);
     assert_eq!(app.pane, Pane::Loss, "Tab wraps around");
 }
@@ -70,11 +71,75 @@ fn toggled_switch_is_used_by_the_next_launch() {
     assert_eq!(launched[0].train.epochs, 2, "the rest of the config is the base config");
 }
 
+/// Moves the Ablations pane's cursor to the value row of `key` and types `value` there.
+fn edit_value(app: &mut App, key: &str, value: &str) {
+    app.pane = Pane::Ablations;
+    app.ablations.cursor = 0;
+    let row = crate::tui::next_run::KNOBS.iter().position(|k| *k == key).unwrap();
+    for _ in 0..crate::config::ABLATION_SWITCHES.len() + row {
+        press(app, KeyCode::Char('j'));
+    }
+    press(app, KeyCode::Enter);
+    while !app.ablations.editor.as_ref().unwrap().text.is_empty() {
+        press(app, KeyCode::Backspace);
+    }
+    type_text(app, value);
+    press(app, KeyCode::Enter);
+}
+
+#[test]
+fn an_edited_value_starts_the_next_run_and_labels_it() {
+    let (mut app, launches) = live_app(false);
+    edit_value(&mut app, "train.lr", "3e-4");
+    assert!(app.ablations.editor.is_none(), "a valid value closes the editor");
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    let launched = &launches.borrow().configs;
+    assert_eq!((launched[0].train.lr, launched[0].train.epochs), (3e-4, 2));
+    assert_eq!(app.runs.get("run-1").unwrap().label, "lr=3e-4");
+    assert!(app.notice.as_deref().unwrap().contains("lr=3e-4"));
+}
+
+#[test]
+fn a_stage_before_run_started_does_not_lose_the_runs_config() {
+    let (mut app, _) = live_app(false);
+    edit_value(&mut app, "train.lr", "3e-4");
+    press(&mut app, KeyCode::Char('r'));
+    // The real trainer reports stages (loading data, the cache) before `RunStarted`.
+    app.apply_event(TrainEvent::Stage { name: "data".to_string(), detail: String::new() });
+    app.drain_active(usize::MAX);
+    assert_eq!(app.runs.get("run-1").unwrap().label, "lr=3e-4");
+}
+
+#[test]
+fn runs_differing_by_a_value_are_labelled_apart() {
+    let (mut app, _) = live_app(false);
+    edit_value(&mut app, "train.lr", "3e-4");
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    edit_value(&mut app, "train.lr", "1e-4");
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    let labels: Vec<&str> = app.runs.rows.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, ["lr=3e-4", "lr=1e-4"]);
+}
+
+#[test]
+fn repeat_with_seeds_queues_one_run_per_seed() {
+    let (mut app, launches) = live_app(false);
+    super::fixture::start_repeats(&mut app, 3);
+    let seeds: Vec<u64> = launches.borrow().configs.iter().map(|c| c.train.seed).collect();
+    assert_eq!(seeds, [42, 43, 44]);
+    let labels: Vec<&str> = app.runs.rows.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, ["base", "seed=43", "seed=44"]);
+    assert!(app.runs.rows.iter().all(|r| r.seedless == "base"));
+}
+
 #[test]
 fn enter_on_start_row_launches_and_events_reach_the_panes() {
     let (mut app, launches) = live_app(false);
     app.pane = Pane::Ablations;
-    for _ in 0..crate::config::ABLATION_SWITCHES.len() {
+    for _ in 0..crate::tui::panes::ablations::START_ROW {
         press(&mut app, KeyCode::Char('j'));
     }
     press(&mut app, KeyCode::Enter);
@@ -287,6 +352,24 @@ fn earlier_runs_are_read_from_the_runs_directory() {
     assert_eq!(old1.per_class, vec![("Nervousness".to_string(), 0.9)]);
     let old2 = &app.runs.rows[1];
     assert_eq!((old2.status, old2.macro_f1), (RunStatus::Interrupted, Some(0.65)));
+
+    // Same config: one row of repeats until `g` shows them apart; then archive old-2.
+    app.pane = Pane::Runs;
+    assert_eq!(app.runs_pane.rows(&app.runs).len(), 1);
+    press(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.runs_pane.rows(&app.runs).len(), 2);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('a'));
+    press(&mut app, KeyCode::Char('n'));
+    assert!(runs.path().join("old-2").is_dir(), "anything but y keeps the run");
+    press(&mut app, KeyCode::Char('a'));
+    press(&mut app, KeyCode::Char('y'));
+    assert!(!runs.path().join("old-2").exists());
+    assert!(runs.path().join("archive/old-2/events.jsonl").is_file(), "moved, not deleted");
+    let ids: Vec<&str> = app.runs.rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["old-1"]);
+    app.scan_runs();
+    assert_eq!(app.runs.rows.len(), 1, "archived runs are not listed again");
 }
 
 #[test]
@@ -296,4 +379,29 @@ fn a_broken_report_is_named_in_the_error() {
     std::fs::write(dir.path().join("report.json"), "{\"macro_f1\": \"high\"}").unwrap();
     let err = crate::tui::load_run(dir.path()).unwrap_err();
     assert!(format!("{err:#}").contains("report.json"), "{err:#}");
+}
+
+#[test]
+fn a_confusion_cell_opens_errors_filtered_to_exactly_its_samples() {
+    let mut app = replayed_app();
+    app.pane = Pane::Confusion;
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.pane, Pane::Confusion, "the diagonal holds no errors");
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.pane, Pane::Errors);
+    let items = app.view.misclassified();
+    let shown: Vec<&str> =
+        app.errors.visible(items).iter().map(|&i| items[i].sample_id.as_str()).collect();
+    assert_eq!(shown, ["ax-103"], "Lack of Worry Control → Excessive Worry");
+    press(&mut app, KeyCode::Char('7'));
+    press(&mut app, KeyCode::Down); // Excessive Worry → Excessive Worry: the diagonal
+    press(&mut app, KeyCode::Left); // Excessive Worry → Lack of Worry Control: none listed
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.pane, Pane::Errors);
+    assert!(app.errors.visible(app.view.misclassified()).is_empty());
+    press(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.errors.visible(app.view.misclassified()).len(), 4, "c clears the cell");
 }

@@ -4,6 +4,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 
 use super::fixture::{recorded_run, render, replayed_app};
 use crate::config::Ablation;
+use crate::events::TrainEvent;
 use crate::tui::{App, Pane};
 
 fn press(app: &mut App, code: KeyCode) {
@@ -45,6 +46,12 @@ fn loss_pane_shows_latest_losses_and_components_on_request() {
     assert!(screen.contains("classification"), "{screen}");
     assert!(screen.contains("contrastive_text_image"), "{screen}");
     assert!(screen.contains("components on"), "{screen}");
+
+    press(&mut app, KeyCode::Char('l'));
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("Learning rate") && screen.contains("lr 2.50e-5"), "{screen}");
+    assert!(!screen.contains("train (EMA)"), "the schedule replaces the loss:\n{screen}");
+    assert!(screen.contains("1.1e-3") || screen.contains("1.0e-3"), "{screen}");
 }
 
 #[test]
@@ -127,13 +134,19 @@ fn errors_detail_shows_reasoning_and_figurative_filter() {
     app.pane = Pane::Errors;
     press(&mut app, KeyCode::Char('f'));
     let screen = render(&mut app, 120, 30);
-    // "me when" is a text cue; ax-103 has reasoning; the other two have neither.
+    // "me when" is a text cue; ax-103's reasoning calls it ironic; the others have neither.
     assert!(screen.contains("2/4 shown"), "{screen}");
     press(&mut app, KeyCode::Char('j'));
     press(&mut app, KeyCode::Enter);
     let screen = render(&mut app, 120, 30);
     assert!(screen.contains("ax-103") && screen.contains("reasoning:"), "{screen}");
     assert!(screen.contains("rumination"), "{screen}");
+    assert!(screen.contains("(heuristic), from the reasoning: “ironic”"), "{screen}");
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('k'));
+    press(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("from the text: “me when”"), "{screen}");
 }
 
 #[test]
@@ -161,14 +174,41 @@ fn ablations_pane_shows_checkboxes_and_next_run_label() {
     app.pane = Pane::Ablations;
     let screen = render(&mut app, 100, 30);
     assert!(screen.contains("[x] image") && screen.contains("[ ] figurative"), "{screen}");
-    assert!(screen.contains("next run: all on"), "{screen}");
+    assert!(screen.contains("Next run: base"), "{screen}");
     for _ in 0..4 {
         press(&mut app, KeyCode::Char('j'));
     }
     press(&mut app, KeyCode::Char(' '));
     let screen = render(&mut app, 100, 30);
-    assert!(screen.contains("[ ] moe") && screen.contains("next run: -moe"), "{screen}");
+    assert!(screen.contains("[ ] moe") && screen.contains("Next run: -moe"), "{screen}");
     assert!(line_with(&screen, "] moe").contains('»'), "cursor on moe:\n{screen}");
+}
+
+#[test]
+fn an_invalid_value_is_refused_inline_with_the_config_message() {
+    let (mut app, launches) = super::fixture::live_app(false);
+    app.pane = Pane::Ablations;
+    let fusion_dim = crate::tui::next_run::KNOBS.iter().position(|k| *k == "model.fusion_dim");
+    for _ in 0..crate::config::ABLATION_SWITCHES.len() + fusion_dim.unwrap() {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    press(&mut app, KeyCode::Enter);
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Backspace);
+    }
+    type_text(&mut app, "250");
+    press(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("Refused: model.fusion_dim (250) must be divisible"), "{screen}");
+    assert!(line_with(&screen, "model.fusion_dim").contains("250▏"), "still editing:\n{screen}");
+    press(&mut app, KeyCode::Char('r')); // typed into the editor, not a start
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('r'));
+    let launched = &launches.borrow().configs;
+    assert_eq!(launched.len(), 1);
+    assert_eq!(launched[0].model.fusion_dim, 256, "the refused value never reaches a run");
+    let screen = render(&mut app, 120, 40);
+    assert!(line_with(&screen, "model.fusion_dim").contains("256"), "{screen}");
 }
 
 #[test]
@@ -198,6 +238,89 @@ fn runs_pane_shows_delta_to_baseline_and_compares_two_runs() {
     assert!(line_with(&screen, "macro F1").contains("-0.062"), "{screen}");
     press(&mut app, KeyCode::Esc);
     assert!(render(&mut app, 100, 30).contains("Δ base"));
+}
+
+#[test]
+fn runs_differing_only_by_seed_share_a_row_with_mean_and_spread() {
+    let (mut app, _) = super::fixture::live_app(false);
+    super::fixture::start_repeats(&mut app, 3);
+    app.pane = Pane::Runs;
+    let screen = render(&mut app, 120, 30);
+    // The fake runs score 0.70, 0.71 and 0.72.
+    let row = line_with(&screen, "base ×3 runs");
+    assert!(row.contains("0.710±0.010") && row.contains("run-1 +2"), "{screen}");
+    assert!(!screen.contains("seed=43"), "{screen}");
+    press(&mut app, KeyCode::Char('g'));
+    let screen = render(&mut app, 120, 30);
+    assert!(line_with(&screen, "seed=43").contains("0.710"), "{screen}");
+    // Sorted by macro F1, best first.
+    press(&mut app, KeyCode::Char('o'));
+    press(&mut app, KeyCode::Char('o'));
+    press(&mut app, KeyCode::Char('O'));
+    let screen = render(&mut app, 120, 30);
+    let at = |needle: &str| screen.find(needle).unwrap();
+    assert!(at("seed=44") < at("seed=43") && at("seed=43") < at("run-1 "), "{screen}");
+}
+
+#[test]
+fn compare_shows_the_config_difference() {
+    let (mut app, _) = super::fixture::live_app(false);
+    app.pane = Pane::Ablations;
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    app.ablations.next.set_value("train.lr", "3e-4").unwrap();
+    press(&mut app, KeyCode::Char('r'));
+    app.drain_active(usize::MAX);
+    app.pane = Pane::Runs;
+    press(&mut app, KeyCode::Char(' '));
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char(' '));
+    press(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("train.lr: 1e-3 → 3e-4"), "{screen}");
+    assert!(screen.contains("A = base vs B = lr=3e-4"), "{screen}");
+}
+
+#[test]
+fn confusion_pane_shows_counts_and_row_rates() {
+    let mut app = replayed_app();
+    press(&mut app, KeyCode::Char('7'));
+    assert_eq!(app.pane, Pane::Confusion);
+    let screen = render(&mut app, 120, 30);
+    let row = line_with(&screen, "│Nervousness");
+    assert!(row.contains("34  85%") && row.contains("6  15%"), "{screen}");
+    assert!(line_with(&screen, "│Impending Doom").matches("0   0%").count() == 4, "{screen}");
+}
+
+#[test]
+fn confusion_pane_lists_label_counts_and_frequent_mistakes_for_multi_label() {
+    let mut app = replayed_app();
+    let mut events = recorded_run("run-m", Ablation::default(), 0.6);
+    for event in &mut events {
+        match event {
+            TrainEvent::RunStarted(info) => info.multi_label = true,
+            TrainEvent::Epoch(epoch) => {
+                epoch.metrics.confusion = None;
+                for (i, m) in epoch.misclassified.iter_mut().enumerate() {
+                    m.truth = vec![0, 1];
+                    m.predicted = if i % 2 == 0 { vec![2] } else { vec![1, 3] };
+                }
+            }
+            _ => {}
+        }
+    }
+    events.into_iter().for_each(|e| app.apply_event(e));
+    app.pane = Pane::Confusion;
+    let screen = render(&mut app, 120, 30);
+    // Nervousness: recall 0.78 of 40 = 31 TP, 9 FN; precision 0.82 → 7 FP.
+    assert!(line_with(&screen, "│Nervousness ").contains("31    7     9"), "{screen}");
+    // Four listed samples, all missing 0 and 1, two predicting 2, two 1 and 3.
+    assert!(screen.contains("2  Nervousness → Excessive Worry"), "{screen}");
+    assert!(screen.contains("2  Nervousness + Lack of Worry Control missed"), "{screen}");
+    assert!(!screen.contains("Lack of Worry Control → Difficulty"), "1 was predicted:\n{screen}");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.pane, Pane::Errors);
+    assert_eq!(app.errors.visible(app.view.misclassified()).len(), 2);
 }
 
 #[test]
@@ -270,7 +393,7 @@ fn help_overlay_lists_keys() {
     press(&mut app, KeyCode::Char('?'));
     let screen = render(&mut app, 100, 30);
     assert!(screen.contains("switch pane") && screen.contains("leave-one-out sweep"), "{screen}");
-    assert!(line_with(&screen, "switch pane").contains("1-6, Tab"), "{screen}");
+    assert!(line_with(&screen, "switch pane").contains("1-7, Tab"), "{screen}");
     press(&mut app, KeyCode::Char('x'));
     assert!(!render(&mut app, 100, 30).contains("switch pane"), "any key closes the help");
 }
