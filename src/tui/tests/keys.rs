@@ -310,7 +310,8 @@ fn earlier_runs_are_read_from_the_runs_directory() {
     let write_run = |id: &str, events: &[TrainEvent], report: Option<&str>| {
         let dir = runs.path().join(id);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut config = super::fixture::config();
+        // As the trainer writes it: resolved, with absolute paths.
+        let mut config = super::fixture::config().absolutized().unwrap();
         config.ablation = Ablation { contrastive: false, ..Ablation::default() };
         std::fs::write(dir.join("config.toml"), config.to_toml_string()).unwrap();
         let lines: String =
@@ -337,7 +338,8 @@ fn earlier_runs_are_read_from_the_runs_directory() {
     write_run("old-2", &finished[..30], None);
     std::fs::create_dir_all(runs.path().join("not-a-run")).unwrap();
 
-    let mut base = super::fixture::config();
+    // The dashboard resolves its base config at start (`tui::open_live`), as runs store theirs.
+    let mut base = super::fixture::config().absolutized().unwrap();
     base.paths.runs = PathBuf::from(runs.path());
     let mut app = App::live(
         base,
