@@ -74,8 +74,14 @@ impl Difference {
 pub fn short_value(value: &toml::Value) -> String {
     match value {
         toml::Value::Float(x) => {
-            let plain = format!("{x}");
-            let scientific = format!("{x:e}");
+            // f32 settings (dropout, temperature) reach TOML widened to f64, 0.1 as
+            // 0.10000000149011612: shown as the f32 they are.
+            let single = *x as f32;
+            let (plain, scientific) = if f64::from(single) == *x {
+                (format!("{single}"), format!("{single:e}"))
+            } else {
+                (format!("{x}"), format!("{x:e}"))
+            };
             if scientific.len() < plain.len() {
                 scientific
             } else {
@@ -150,6 +156,14 @@ mod tests {
              [text_encoder]\nmodel = \"/work/models/all-MiniLM-L6-v2\"\n[train]\nepochs = 3\n",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn single_precision_settings_show_as_written() {
+        // model.dropout is an f32: 0.1 reaches TOML as 0.10000000149011612.
+        assert_eq!(short_value(&toml::Value::Float(f64::from(0.1f32))), "0.1");
+        assert_eq!(short_value(&toml::Value::Float(0.1)), "0.1");
+        assert_eq!(short_value(&toml::Value::Float(3e-4)), "3e-4");
     }
 
     #[test]

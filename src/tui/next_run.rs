@@ -110,6 +110,7 @@ impl NextRun {
     pub fn value_text(&self, key: &str) -> String {
         match self.config().ok().and_then(|config| value_at(&config, key)) {
             Some(toml::Value::String(text)) => text,
+            Some(value @ toml::Value::Float(_)) => crate::plan::short_value(&value),
             Some(value) => value.to_string(),
             None => "—".to_string(),
         }
