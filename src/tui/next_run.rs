@@ -5,7 +5,7 @@
 use anyhow::{bail, Result};
 
 use crate::config::{Ablation, Config};
-use crate::plan::value_at;
+use crate::plan::{value_at, Plan};
 
 /// The keys people change between runs, in display order. Any of them is validated like
 /// `--set section.key=value`.
@@ -70,16 +70,9 @@ impl NextRun {
         self.build(&self.assignments())
     }
 
-    /// The configs to start: one per seed.
+    /// The configs to start: one per seed (the plan's seed repeats, as `sweep --seeds`).
     pub fn configs(&self) -> Result<Vec<Config>> {
-        let first = self.config()?;
-        Ok((0..self.seeds.max(1) as u64)
-            .map(|offset| {
-                let mut config = first.clone();
-                config.train.seed = first.train.seed.wrapping_add(offset);
-                config
-            })
-            .collect())
+        Ok(Plan::base(self.config()?).with_seeds(self.seeds.max(1))?.configs())
     }
 
     /// Sets `key` to `raw` (read as `--set` reads it) when the resulting config is valid;
