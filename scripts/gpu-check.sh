@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA build on a machine with an NVIDIA GPU: runs tests/cuda.rs, `memescope bench` on
-# the GPU and on the CPU, and a short AxiOM training run (configs/axiom-text.toml) on each,
-# printing their epoch times side by side. Finishes within about 9.5 minutes: each step
+# the GPU and on the CPU, and a short AxiOM training run (configs/axiom-text.toml) on each
+# (on the GPU also in bf16 mixed precision), printing their epoch times side by side. Finishes within about 9.5 minutes: each step
 # gets what is left of that budget, and a step that would not fit is skipped, saying so.
 #
 #   scripts/gpu-check.sh                 build here (toolkit: scripts/cuda-toolkit.sh), then run
@@ -170,14 +170,16 @@ step "cuda tests" 30 240 "$tests" --test-threads=1 --nocapture
 have_model() { [ -f "$model/model.safetensors" ] && [ -f "$data" ]; }
 have_model || say "SKIPPED bench and training: $model/model.safetensors or $data absent"
 
-# 2. A short AxiOM training run (2 epochs) on the GPU and on the CPU; the GPU run encodes
-# the texts into a cache that the CPU run reuses, so that both time training alone.
+# 2. A short AxiOM training run (2 epochs) on the GPU, in f32 and in bf16 mixed precision,
+# and on the CPU; the first GPU run encodes the texts into a cache that the others reuse,
+# so that they time training alone. train DEVICE PRECISION
 train() {
   "$bin" train --headless --config configs/axiom-text.toml --set "train.device=\"$1\"" \
+    --set "train.precision=\"$2\"" \
     --set train.epochs=2 --set train.patience=0 --set "data.train=\"$data\"" \
     --set "text_encoder.model=\"$model\"" --set "paths.cache=\"$work/cache\"" \
-    --set "paths.runs=\"$work/runs-$1\"" >"$work/run-$1.txt"
-  cat "$work/run-$1.txt"
+    --set "paths.runs=\"$work/runs-$1-$2\"" >"$work/run-$1-$2.txt"
+  cat "$work/run-$1-$2.txt"
 }
 # 3. bench on the GPU and on the CPU, on the same records (encoder included).
 bench() {
@@ -187,8 +189,9 @@ bench() {
 export bin data model work
 export -f train bench
 if have_model; then
-  step "train cuda" 60 120 train cuda
-  step "train cpu" 60 180 train cpu
+  step "train cuda" 60 120 train cuda f32
+  step "train cuda bf16" 40 90 train cuda bf16
+  step "train cpu" 60 180 train cpu f32
   step "bench cuda" 45 90 bench cuda
   step "bench cpu" 60 150 bench cpu
 fi
@@ -207,11 +210,11 @@ field() { # FILE KEY
 }
 echo
 echo "== gpu-check summary ($((SECONDS - begin)) s)"
-for name in "cuda tests" "train cuda" "train cpu" "bench cuda" "bench cpu"; do
-  printf '%-11s %s\n' "$name" "${results[$name]:-not run}"
+for name in "cuda tests" "train cuda" "train cuda bf16" "train cpu" "bench cuda" "bench cpu"; do
+  printf '%-15s %s\n' "$name" "${results[$name]:-not run}"
 done
-for device in cuda cpu; do
-  printf 'train %-4s  epochs %s\n' "$device" "$(epochs "$(tail -1 "$work/run-$device.txt" 2>/dev/null)")"
+for run in cuda-f32 cuda-bf16 cpu-f32; do
+  printf 'train %-9s  epochs %s\n' "$run" "$(epochs "$(tail -1 "$work/run-$run.txt" 2>/dev/null)")"
 done
 for device in cuda cpu; do
   printf 'bench %-4s  device %s, encode %s texts/s, head training %s samples/s, epoch %s s\n' \

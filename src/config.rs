@@ -279,6 +279,38 @@ pub enum Schedule {
     ReduceOnPlateau,
 }
 
+/// The number format of the model's activations while it trains and predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// Mixed precision on CUDA: matrix products and activations in bfloat16, with the
+    /// weights, the optimiser, layer-norm statistics, softmaxes and the loss in f32.
+    /// bfloat16 keeps f32's exponent range, so gradients need no loss scaling. A CPU has no
+    /// fast bfloat16 arithmetic: CPU runs stay f32.
+    Bf16,
+}
+
+impl Precision {
+    /// As written in a config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    /// The dtype activations take on `device`: bfloat16 only for `bf16` on CUDA.
+    pub fn compute_dtype(self, device: &candle_core::Device) -> candle_core::DType {
+        match self {
+            Precision::Bf16 if device.is_cuda() => candle_core::DType::BF16,
+            _ => candle_core::DType::F32,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
@@ -312,6 +344,9 @@ pub struct TrainConfig {
     /// `cpu`, `cuda:N` or `auto`.
     #[serde(default = "defaults::device")]
     pub device: String,
+    /// `f32`, or `bf16` for mixed precision on CUDA (f32 master weights; see [`Precision`]).
+    #[serde(default)]
+    pub precision: Precision,
     /// Misclassified validation samples reported per epoch.
     #[serde(default = "defaults::max_misclassified")]
     pub max_misclassified: usize,
@@ -565,6 +600,12 @@ impl Config {
         if !(0.0..=1.0).contains(&self.model.contrastive_weight) {
             bail!("model.contrastive_weight must be in [0, 1]");
         }
+        if self.train.precision == Precision::Bf16 && self.train.device.trim() == "cpu" {
+            bail!(
+                "train.precision = \"bf16\" is mixed precision for CUDA; a CPU run trains in \
+                 f32 (set train.device = \"cuda\" or \"auto\", or train.precision = \"f32\")"
+            );
+        }
         Ok(())
     }
 }
@@ -709,6 +750,27 @@ model = "models/all-MiniLM-L6-v2"
         assert!(!config.ablation.moe);
         assert_eq!(config.train.lr, 5e-4);
         assert_eq!(config.text_encoder.model, "other/model");
+    }
+
+    #[test]
+    fn mixed_precision_is_for_cuda_and_cpu_runs_stay_f32() {
+        use candle_core::{DType, Device};
+        let config = Config::from_toml_str(MINIMAL).unwrap();
+        assert_eq!(config.train.precision, Precision::F32);
+        let bf16 = |device: &str| {
+            config
+                .with_overrides(&[format!("train.device={device}"), "train.precision=bf16".into()])
+        };
+        let chosen = bf16("cuda").unwrap();
+        assert_eq!(chosen.train.precision, Precision::Bf16);
+        assert!(bf16("auto").is_ok(), "auto may find a GPU");
+        let err = format!("{:#}", bf16("cpu").unwrap_err());
+        assert!(err.contains("train.precision = \"bf16\"") && err.contains("f32"), "{err}");
+        let err = config.with_overrides(&["train.precision=f16".to_string()]).unwrap_err();
+        assert!(format!("{err:#}").contains("f16"), "{err:#}");
+        // Where an `auto` run lands on the CPU, it computes in f32 all the same.
+        assert_eq!(Precision::Bf16.compute_dtype(&Device::Cpu), DType::F32);
+        assert_eq!(Precision::F32.compute_dtype(&Device::Cpu), DType::F32);
     }
 
     #[test]

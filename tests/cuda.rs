@@ -9,7 +9,7 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use memescope::config::{Ablation, Config, ModelConfig, Pooling};
+use memescope::config::{Ablation, Config, ModelConfig, Pooling, Precision};
 use memescope::encoders::{resolve_model, TextEncoder, TextEncoderOptions};
 use memescope::events::{TrainEvent, VecSink};
 use memescope::model::{seeded_var_builder, Batch, FeatureDims, FusionModel};
@@ -161,9 +161,21 @@ fn gradients_flow_and_the_loss_falls_on_the_gpu() {
 }
 
 /// The real trainer, end to end on the GPU (`train.device = "cuda:0"`): synthetic memes,
-/// tiny encoders, a run that learns and reports the GPU as its device.
+/// tiny encoders, a run that learns, reports the GPU as its device and the GPU's memory in
+/// use with every step.
 #[test]
 fn a_tiny_training_run_learns_on_the_gpu() {
+    tiny_gpu_run(Precision::F32);
+}
+
+/// The same run in mixed precision (`train.precision = "bf16"`): bfloat16 activations, f32
+/// weights, and the same bar to clear.
+#[test]
+fn a_tiny_mixed_precision_run_learns_on_the_gpu() {
+    tiny_gpu_run(Precision::Bf16);
+}
+
+fn tiny_gpu_run(precision: Precision) {
     let dir = tempfile::tempdir().unwrap();
     // The same data and settings as tests/train_e2e.rs's CPU run, which reaches 0.9 too.
     let data = common::axiom(&dir.path().join("data"), 20, 11);
@@ -172,18 +184,35 @@ fn a_tiny_training_run_learns_on_the_gpu() {
         Config::from_toml_str(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()))
             .unwrap();
     config.train.device = "cuda:0".into();
+    config.train.precision = precision;
 
     let mut sink = VecSink::default();
     let summary = train::run(config, &mut sink, &StopFlag::default()).unwrap();
-    let device = sink.0.iter().find_map(|event| match event {
-        TrainEvent::RunStarted(info) => Some(info.device.clone()),
+    let info = sink.0.iter().find_map(|event| match event {
+        TrainEvent::RunStarted(info) => Some(info.clone()),
         _ => None,
     });
-    assert_eq!(device.as_deref(), Some("cuda"), "the run did not train on the GPU");
+    let info = info.expect("the run started");
+    assert_eq!(info.device, "cuda", "the run did not train on the GPU");
+    assert_eq!(info.precision, precision);
+    let steps: Vec<_> = sink
+        .0
+        .iter()
+        .filter_map(|event| match event {
+            TrainEvent::Step(step) => Some(step.device_memory),
+            _ => None,
+        })
+        .collect();
+    assert!(!steps.is_empty());
+    for memory in steps {
+        let memory = memory.expect("a CUDA step reports the GPU's memory");
+        assert!(0 < memory.used_bytes && memory.used_bytes <= memory.total_bytes, "{memory:?}");
+    }
     assert!(
         summary.macro_f1 >= 0.9,
-        "macro-F1 {:.3} on a learnable synthetic set, trained on the GPU",
-        summary.macro_f1
+        "macro-F1 {:.3} on a learnable synthetic set, trained on the GPU in {}",
+        summary.macro_f1,
+        precision.name()
     );
 }
 

@@ -73,7 +73,7 @@ fn check_fine_tuned_layers_start_as_the_frozen_encoder(
         let expected = frozen.index_select(&index, 0).unwrap();
         // Training (backward-safe ops) and evaluation (fused ops) compute the same thing.
         for train in [true, false] {
-            let pooled = top.forward(&batch, train).unwrap();
+            let pooled = top.forward(&batch, train, candle_core::DType::F32).unwrap();
             let diff = (pooled - &expected).unwrap().abs().unwrap().max_all().unwrap();
             let diff = diff.to_scalar::<f32>().unwrap();
             assert!(diff < 1e-4, "fine-tuning {finetune} ({pooling:?}, train {train}): {diff}");

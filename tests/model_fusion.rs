@@ -1,7 +1,7 @@
 //! The fusion classifier on synthetic cached features: gradient flow through every
 //! variable, masking of missing images, reproducibility, and that it actually learns.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use memescope::config::{Ablation, ModelConfig};
 use memescope::features::LexicalSpec;
@@ -169,12 +169,19 @@ fn without_text(mut batch: Batch) -> Batch {
 }
 
 /// One forward + loss + backward; returns the variables with no or an all-zero gradient.
+/// Variables and their gradients must be f32 whatever dtype the model computes in.
 fn variables_without_gradient(varmap: &VarMap, model: &FusionModel, batch: &Batch) -> Vec<String> {
     let output = model.forward(batch, true).unwrap();
     let loss = model.loss(&output, batch).unwrap();
     let grads = loss.total.backward().unwrap();
     let vars = varmap.data().lock().unwrap();
     assert!(!vars.is_empty(), "the model created no variables");
+    for (name, var) in vars.iter() {
+        assert_eq!(var.dtype(), DType::F32, "variable {name}");
+        if let Some(grad) = grads.get(var.as_tensor()) {
+            assert_eq!(grad.dtype(), DType::F32, "gradient of {name}");
+        }
+    }
     let mut missing: Vec<String> = vars
         .iter()
         .filter(|(_, var)| {
@@ -233,13 +240,26 @@ fn every_variable_gets_a_gradient_in_the_full_model() {
 #[test]
 fn every_variable_gets_a_gradient_with_fine_tuned_text_layers() {
     // 8 weight/bias pairs per layer; MPNet's layers also share a relative-position bias.
-    check_fine_tuned_text_layers_get_gradients(memescope::testing::write_tiny_bert, 0);
-    check_fine_tuned_text_layers_get_gradients(memescope::testing::write_tiny_mpnet, 1);
+    check_fine_tuned_text_layers_get_gradients(memescope::testing::write_tiny_bert, 0, DType::F32);
+    check_fine_tuned_text_layers_get_gradients(memescope::testing::write_tiny_mpnet, 1, DType::F32);
+}
+
+/// The same under mixed precision: the fine-tuned layers compute in bfloat16 from f32
+/// weights (MPNet's relative-position bias included) and still all learn.
+#[test]
+fn fine_tuned_text_layers_learn_in_mixed_precision() {
+    check_fine_tuned_text_layers_get_gradients(memescope::testing::write_tiny_bert, 0, DType::BF16);
+    check_fine_tuned_text_layers_get_gradients(
+        memescope::testing::write_tiny_mpnet,
+        1,
+        DType::BF16,
+    );
 }
 
 fn check_fine_tuned_text_layers_get_gradients(
     write: fn(&std::path::Path) -> anyhow::Result<()>,
     shared_vars: usize,
+    compute: DType,
 ) {
     use memescope::config::Pooling;
     use memescope::model::{TextTop, TokenBatch};
@@ -259,7 +279,7 @@ fn check_fine_tuned_text_layers_get_gradients(
         let (varmap, model) = build(&Ablation::default(), dims, 6, false, 5);
         let top =
             TextTop::pretrained(&files, finetune, exposed, pooling, &varmap, &Device::Cpu).unwrap();
-        let model = model.with_text_top(top).unwrap();
+        let model = model.with_text_top(top).unwrap().with_compute_dtype(compute);
         let count = |prefix: &str| {
             varmap.data().lock().unwrap().keys().filter(|n| n.starts_with(prefix)).count()
         };
@@ -292,6 +312,45 @@ fn check_fine_tuned_text_layers_get_gradients(
         // Without token states the model cannot make its text stream.
         let err = model.forward(&without_text(data.batch(0..12, 6, false)), false);
         assert!(err.is_err_and(|e| e.to_string().contains("token states")));
+    }
+}
+
+/// Mixed precision (`train.precision = "bf16"`, which the trainer turns on for CUDA runs):
+/// the layers compute in bfloat16 while the variables stay f32. Every variable still gets a
+/// finite, non-zero f32 gradient (checked by `variables_without_gradient`), the outputs are
+/// f32, and they agree with the f32 model's to bfloat16's precision — but are not equal to
+/// them, which they would be if the switch did nothing.
+#[test]
+fn mixed_precision_keeps_f32_weights_and_gradients_and_tracks_f32() {
+    for multi_label in [false, true] {
+        let labels = if multi_label { 7 } else { 6 };
+        let (varmap, mixed) = build(&Ablation::default(), both_streams(), labels, multi_label, 5);
+        let mixed = mixed.with_compute_dtype(DType::BF16);
+        let (_, exact) = build(&Ablation::default(), both_streams(), labels, multi_label, 5);
+        let data = Synthetic::new(labels, 1).samples(24, multi_label, 2);
+        let batch = data.batch(0..24, labels, multi_label);
+        let missing = variables_without_gradient(&varmap, &mixed, &batch);
+        assert!(missing.is_empty(), "bf16: no gradient for {missing:?}");
+
+        let (a, b) = (mixed.forward(&batch, false).unwrap(), exact.forward(&batch, false).unwrap());
+        for output in [&a.logits, &a.fused_embedding, a.gates.as_ref().unwrap()] {
+            assert_eq!(output.dtype(), DType::F32);
+        }
+        let max_abs = |t: &Tensor| t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let diff = max_abs(&(&a.logits - &b.logits).unwrap());
+        let scale = max_abs(&b.logits).max(1.0);
+        // bfloat16 keeps 8 significant bits (relative rounding 2^-9 per operation); through
+        // a dozen layers the logits drift by a few parts in a hundred at most.
+        assert!(diff <= 0.05 * scale, "bf16 logits off by {diff} (scale {scale})");
+        assert!(diff > 0.0, "bf16 logits equal the f32 ones: the layers did not compute in bf16");
+        let loss = |model: &FusionModel, out| {
+            model.loss(&out, &batch).unwrap().total.to_scalar::<f32>().unwrap()
+        };
+        let (mixed_loss, exact_loss) = (loss(&mixed, a), loss(&exact, b));
+        assert!(
+            (mixed_loss - exact_loss).abs() <= 0.02 * exact_loss,
+            "loss {mixed_loss} in bf16, {exact_loss} in f32"
+        );
     }
 }
 
@@ -517,14 +576,25 @@ fn held_out_macro_f1(model: &FusionModel, held_out: &Samples) -> f64 {
 
 #[test]
 fn learns_a_synthetic_task_to_high_macro_f1() {
+    learns_a_synthetic_task_computing_in(DType::F32);
+}
+
+/// Mixed precision learns as well: bfloat16 activations, f32 weights and optimiser.
+#[test]
+fn learns_a_synthetic_task_to_high_macro_f1_in_mixed_precision() {
+    learns_a_synthetic_task_computing_in(DType::BF16);
+}
+
+fn learns_a_synthetic_task_computing_in(compute: DType) {
     let (classes, batch_size) = (6, 40);
     let task = Synthetic::new(classes, 21);
     let train = task.samples(240, false, 22);
     let held_out = task.samples(120, false, 23);
     let (varmap, model) = build(&Ablation::default(), both_streams(), classes, false, 7);
+    let model = model.with_compute_dtype(compute);
     let first_loss = train_steps(&varmap, &model, &train, batch_size, false);
     let f1 = held_out_macro_f1(&model, &held_out);
-    assert!(f1 >= 0.9, "held-out macro-F1 {f1:.3} (first loss {first_loss})");
+    assert!(f1 >= 0.9, "{compute:?}: held-out macro-F1 {f1:.3} (first loss {first_loss})");
 }
 
 #[test]

@@ -6,8 +6,22 @@
 //! encoding wants the fused kernels for speed; partial fine-tuning wants gradients. Every
 //! layer takes its ops from here so that one [`Mode`] flag decides for the whole model.
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
+
+/// Runs `f` on `xs` in f32 and returns its result in `xs`'s dtype. Mixed precision
+/// (`train.precision = "bf16"`) keeps the reductions whose rounding would hurt — layer-norm
+/// statistics, softmax — in f32, as autocast does; for f32 inputs both casts are no-ops.
+pub fn in_f32(xs: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    f(&xs.to_dtype(DType::F32)?)?.to_dtype(xs.dtype())
+}
+
+/// `weight` in the dtype of the activations it multiplies. Weights are kept (and trained)
+/// in f32; under mixed precision each use takes a bfloat16 copy, whose gradient flows back
+/// to the f32 weight through the cast. A no-op when the dtypes already agree.
+pub fn as_compute(weight: &Tensor, like: &Tensor) -> Result<Tensor> {
+    weight.to_dtype(like.dtype())
+}
 
 /// Which kernels the layers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,9 +68,9 @@ impl Module for Linear {
         let (lead, in_dim) = dims.split_at(dims.len() - 1);
         let rows: usize = lead.iter().product();
         let flat = xs.reshape((rows, in_dim[0]))?;
-        let mut out = flat.matmul(&self.weight.t()?)?;
+        let mut out = flat.matmul(&as_compute(&self.weight, xs)?.t()?)?;
         if let Some(bias) = &self.bias {
-            out = out.broadcast_add(bias)?;
+            out = out.broadcast_add(&as_compute(bias, xs)?)?;
         }
         let mut shape = lead.to_vec();
         shape.push(self.out_dim());
@@ -86,16 +100,15 @@ impl LayerNorm {
         Ok(Self { weight, bias, eps })
     }
 
+    /// Normalises in f32 whatever the input's dtype (see [`in_f32`]).
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> Result<Tensor> {
-        match mode {
+        let eps = self.eps as f32;
+        in_f32(xs, |xs| match mode {
             Mode::Inference => {
-                let xs = xs.contiguous()?;
-                candle_nn::ops::layer_norm(&xs, &self.weight, &self.bias, self.eps as f32)
+                candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, eps)
             }
-            Mode::Trainable => {
-                candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, self.eps as f32)
-            }
-        }
+            Mode::Trainable => candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, eps),
+        })
     }
 }
 
@@ -131,7 +144,7 @@ impl Activation {
 pub fn attention_bias(mask: &Tensor) -> Result<Tensor> {
     let (batch, seq) = mask.dims2()?;
     // Not -inf: a row of -inf would turn softmax into NaN; this still underflows exp to 0.
-    let keep = mask.to_dtype(candle_core::DType::F32)?;
+    let keep = mask.to_dtype(DType::F32)?;
     ((keep - 1.0)? * 1e9)?.reshape((batch, 1, 1, seq))
 }
 
@@ -147,7 +160,8 @@ pub fn merge_heads(xs: &Tensor) -> Result<Tensor> {
     xs.transpose(1, 2)?.contiguous()?.reshape((batch, seq, heads * head_dim))
 }
 
-/// Scaled dot-product attention of already split heads, with an additive key bias.
+/// Scaled dot-product attention of already split heads, with an additive key bias (f32,
+/// like the scores' softmax: see [`in_f32`]).
 pub fn attention(
     query: &Tensor,
     key: &Tensor,
@@ -157,11 +171,14 @@ pub fn attention(
 ) -> Result<Tensor> {
     let head_dim = query.dim(D::Minus1)?;
     let scores = (query.matmul(&key.t()?)? * (1.0 / (head_dim as f64).sqrt()))?;
-    let scores = match bias {
-        Some(bias) => scores.broadcast_add(bias)?,
-        None => scores,
-    };
-    softmax_last(&scores, mode)?.matmul(value)
+    let weights = in_f32(&scores, |scores| {
+        let scores = match bias {
+            Some(bias) => scores.broadcast_add(&bias.to_dtype(DType::F32)?)?,
+            None => scores.clone(),
+        };
+        softmax_last(&scores, mode)
+    })?;
+    weights.matmul(value)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Ablation;
+use crate::config::{Ablation, Precision};
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +64,9 @@ pub struct RunInfo {
     /// Samples whose image was missing or undecodable and is masked out.
     pub masked_images: usize,
     pub device: String,
+    /// The precision the run computes in (`bf16` only on CUDA; absent in older logs: f32).
+    #[serde(default)]
+    pub precision: Precision,
     pub text_encoder: String,
     pub vision_encoder: Option<String>,
     /// Why the run is text-only, when it is.
@@ -85,6 +88,16 @@ pub struct StepRecord {
     pub components: BTreeMap<String, f32>,
     pub lr: f64,
     pub samples_per_second: f64,
+    /// Memory in use on the GPU the run trains on, after the step; `None` on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_memory: Option<DeviceMemory>,
+}
+
+/// A GPU's memory in use (by every process on it, as `nvidia-smi` counts) and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceMemory {
+    pub used_bytes: u64,
+    pub total_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

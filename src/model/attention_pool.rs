@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder, VarMap};
 
-use crate::encoders::ops::{softmax_last, Mode};
+use crate::encoders::ops::{as_compute, in_f32, softmax_last, Mode};
 
 /// Where the scoring vectors live in the `VarMap` (`text_pool.{state}.score`). Not under
 /// the fine-tuned layers' prefix: they are new head weights, trained at the head's rate.
@@ -49,8 +49,11 @@ impl AttentionPool {
                 self.scores.len()
             );
         };
-        let logits = state.broadcast_mul(score)?.sum(D::Minus1)?;
-        let weights = softmax_last(&(logits + bias.flatten_from(1)?)?, mode)?;
+        let logits = state.broadcast_mul(&as_compute(score, state)?)?.sum(D::Minus1)?;
+        // The padding bias and the softmax in f32, whatever the activations' dtype.
+        let weights = in_f32(&logits, |logits| {
+            softmax_last(&(logits + bias.flatten_from(1)?.to_dtype(DType::F32)?)?, mode)
+        })?;
         weights.unsqueeze(1)?.matmul(&state.contiguous()?)?.squeeze(1)
     }
 }

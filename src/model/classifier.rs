@@ -14,6 +14,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::layers::{linear, AttentionBlock, Dropout, Linear};
+use crate::encoders::ops::as_compute;
 
 #[derive(Debug, Clone)]
 pub struct Classifier {
@@ -106,7 +107,7 @@ impl Classifier {
         }
         let mut x = Tensor::cat(&tokens, 1)?;
         let key_mask = Tensor::cat(&key_mask, 1)?;
-        x = x.broadcast_add(&slot_embedding.narrow(0, 0, x.dim(1)?)?)?;
+        x = x.broadcast_add(&as_compute(&slot_embedding.narrow(0, 0, x.dim(1)?)?, &x)?)?;
         for block in &self.blocks {
             x = block.forward(&x, &x, Some(&key_mask), None, train)?;
         }

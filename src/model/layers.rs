@@ -7,10 +7,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{Device, Module, Result, Tensor, D};
+use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use rand::rngs::StdRng;
 use rand::Rng;
+
+use crate::encoders::ops::{as_compute, in_f32};
 
 /// Added to the attention score of a key that must not be attended to. Large enough that
 /// its softmax weight underflows to exactly zero, small enough to stay finite in f32.
@@ -45,9 +47,9 @@ impl Module for Linear {
         let dims = x.dims();
         let (lead, in_dim) = dims.split_at(dims.len() - 1);
         let rows: usize = lead.iter().product();
-        let mut out = x.reshape((rows, in_dim[0]))?.matmul(&self.weight.t()?)?;
+        let mut out = x.reshape((rows, in_dim[0]))?.matmul(&as_compute(&self.weight, x)?.t()?)?;
         if let Some(bias) = &self.bias {
-            out = out.broadcast_add(bias)?;
+            out = out.broadcast_add(&as_compute(bias, x)?)?;
         }
         let mut shape = lead.to_vec();
         shape.push(self.weight.dim(0)?);
@@ -72,11 +74,14 @@ impl LayerNorm {
 }
 
 impl Module for LayerNorm {
+    /// In f32 whatever the input's dtype (mixed precision keeps these statistics in f32).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
-        normed.broadcast_mul(&self.gamma)?.broadcast_add(&self.beta)
+        in_f32(x, |x| {
+            let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+            let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+            let normed = centred.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
+            normed.broadcast_mul(&self.gamma)?.broadcast_add(&self.beta)
+        })
     }
 }
 
@@ -168,13 +173,24 @@ impl MultiHeadAttention {
         let v = self.split_heads(&self.value.forward(context)?)?;
 
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
-        if let Some(mask) = key_mask {
-            // (1 - mask) * MASKED_SCORE, shaped (B, 1, 1, Lk) to broadcast over heads/queries.
-            let bias = mask.affine(-MASKED_SCORE, MASKED_SCORE)?.unsqueeze(1)?.unsqueeze(1)?;
-            scores = scores.broadcast_add(&bias.to_dtype(scores.dtype())?)?;
-        }
-        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+        // The mask and the softmax in f32, whatever the activations' dtype.
+        let weights = in_f32(&scores, |scores| {
+            let scores = match key_mask {
+                Some(mask) => {
+                    // (1 - mask) * MASKED_SCORE, shaped (B, 1, 1, Lk) to broadcast over
+                    // heads and queries.
+                    let bias = mask
+                        .to_dtype(DType::F32)?
+                        .affine(-MASKED_SCORE, MASKED_SCORE)?
+                        .unsqueeze(1)?
+                        .unsqueeze(1)?;
+                    scores.broadcast_add(&bias)?
+                }
+                None => scores.clone(),
+            };
+            candle_nn::ops::softmax(&scores, D::Minus1)
+        })?;
         let attended = weights.matmul(&v)?; // (B, H, Lq, head_dim)
         let merged = attended.transpose(1, 2)?.contiguous()?.reshape((batch, query_len, width))?;
         self.output.forward(&merged)
@@ -288,7 +304,7 @@ pub fn as_mask(mask: &Tensor, like: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Var};
+    use candle_core::Var;
 
     /// Same values and the same weight gradient as `candle_nn::Linear` on a 3-d input.
     #[test]

@@ -22,7 +22,9 @@ impl LexicalExpert {
     /// `(batch, buckets)` features to `(batch, labels)` logits.
     pub fn forward(&self, features: &Tensor) -> Result<Tensor> {
         match features.dims() {
-            [_, b] if *b == self.buckets => features.matmul(&self.weight.t()?),
+            [_, b] if *b == self.buckets => {
+                features.matmul(&crate::encoders::ops::as_compute(&self.weight, features)?.t()?)
+            }
             other => candle_core::bail!(
                 "lexical features have shape {other:?}, expected (batch, {})",
                 self.buckets

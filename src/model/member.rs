@@ -3,7 +3,7 @@
 //! lexical expert. A model is one member, or an ensemble of several (`model.ensemble`)
 //! that share the features (and the fine-tuned text layers) but not their weights.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::classifier::{Classifier, ClassifierInput};
@@ -163,6 +163,10 @@ impl Member {
             },
             train,
         )?;
+        // Everything the model returns is f32, whatever dtype the layers computed in: the
+        // losses, the metrics and the lexical expert (which reads f32 features) work in f32.
+        let logits = logits.to_dtype(DType::F32)?;
+        let f32 = |t: Option<Tensor>| t.map(|t| t.to_dtype(DType::F32)).transpose();
         let logits = match (&self.lexical, &batch.lexical) {
             (None, _) => logits,
             (Some(expert), Some(features)) => (logits + expert.forward(features)?)?,
@@ -173,9 +177,9 @@ impl Member {
         };
         Ok(ModelOutput {
             logits,
-            text_embedding,
-            image_embedding,
-            fused_embedding: fused,
+            text_embedding: f32(text_embedding)?,
+            image_embedding: f32(image_embedding)?,
+            fused_embedding: fused.to_dtype(DType::F32)?,
             gates,
             members: Vec::new(),
         })

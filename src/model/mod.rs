@@ -105,6 +105,9 @@ pub struct FusionModel {
     objective: Objective,
     dims: FeatureDims,
     num_labels: usize,
+    /// The dtype the layers compute in: f32, or bf16 under mixed precision (the weights
+    /// stay f32 either way; see [`crate::config::Precision`]).
+    compute: DType,
 }
 
 /// Everything `loss` needs besides the outputs.
@@ -170,7 +173,7 @@ impl FusionModel {
                 0.0
             },
         };
-        Ok(Self { text_top: None, members, objective, dims, num_labels })
+        Ok(Self { text_top: None, members, objective, dims, num_labels, compute: DType::F32 })
     }
 
     /// The model with fine-tuned text layers in front: its text stream then comes from
@@ -186,6 +189,18 @@ impl FusionModel {
         }
         self.text_top = Some(top);
         Ok(self)
+    }
+
+    /// The model computing in `dtype` (bf16 for mixed precision): its f32 variables are cast
+    /// on use, so their gradients stay f32, and its outputs are f32.
+    pub fn with_compute_dtype(mut self, dtype: DType) -> Self {
+        self.compute = dtype;
+        self
+    }
+
+    /// The dtype the layers compute in.
+    pub fn compute_dtype(&self) -> DType {
+        self.compute
     }
 
     /// Whether the text stream comes from fine-tuned layers (batches need `text_tokens`).
@@ -207,23 +222,25 @@ impl FusionModel {
     pub fn forward(&self, batch: &Batch, train: bool) -> Result<ModelOutput> {
         let from_tokens = match (&self.text_top, &batch.text_tokens) {
             (None, _) => None,
-            (Some(top), Some(tokens)) => Some(top.forward(tokens, train)?),
+            (Some(top), Some(tokens)) => Some(top.forward(tokens, train, self.compute)?),
             (Some(_), None) => candle_core::bail!(
                 "the model fine-tunes text layers (text_encoder.finetune_layers) but the batch \
                  has no token states"
             ),
         };
         let text_input = from_tokens.as_ref().or(batch.text.as_ref());
-        let text = self.checked_stream("text", text_input, self.dims.text)?;
-        let image = self.checked_stream("image", batch.image.as_ref(), self.dims.image)?;
-        let image_mask = match image {
+        let compute = |t: Option<&Tensor>| t.map(|t| t.to_dtype(self.compute)).transpose();
+        let text = compute(self.checked_stream("text", text_input, self.dims.text)?)?;
+        let image =
+            compute(self.checked_stream("image", batch.image.as_ref(), self.dims.image)?)?;
+        let image_mask = match &image {
             Some(image) => Some(self.image_mask(batch, image)?),
             None => None,
         };
         let outputs = self
             .members
             .iter()
-            .map(|member| member.forward(text, image, &image_mask, batch, train))
+            .map(|member| member.forward(text.as_ref(), image.as_ref(), &image_mask, batch, train))
             .collect::<Result<Vec<_>>>()?;
         self.combine(outputs)
     }

@@ -5,7 +5,7 @@
 //! and the experts are cheap). The per-sample gates are exposed so the dashboard can show
 //! which expert each class routes to.
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::layers::{linear, Dropout, FeedForward, Linear};
@@ -33,9 +33,13 @@ impl MixtureOfExperts {
 
     /// `x` `(B, F)` → (`(B, F)` output, `(B, experts)` gate weights).
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
+        // The gate's softmax, and the gate weights it returns, are f32 whatever the
+        // activations' dtype (they also feed the load-balancing loss).
         let gates = match &self.gate {
-            Some(gate) => candle_nn::ops::softmax(&gate.forward(x)?, D::Minus1)?,
-            None => Tensor::ones((x.dim(0)?, 1), x.dtype(), x.device())?,
+            Some(gate) => {
+                candle_nn::ops::softmax(&gate.forward(x)?.to_dtype(DType::F32)?, D::Minus1)?
+            }
+            None => Tensor::ones((x.dim(0)?, 1), DType::F32, x.device())?,
         };
         // (B, experts, F): every expert's opinion of every sample.
         let opinions = self
@@ -44,7 +48,7 @@ impl MixtureOfExperts {
             .map(|expert| expert.forward(x, train)?.unsqueeze(1))
             .collect::<Result<Vec<_>>>()?;
         let opinions = Tensor::cat(&opinions, 1)?;
-        let mixed = opinions.broadcast_mul(&gates.unsqueeze(2)?)?.sum(1)?;
+        let mixed = opinions.broadcast_mul(&gates.to_dtype(x.dtype())?.unsqueeze(2)?)?.sum(1)?;
         Ok((mixed, gates))
     }
 }
@@ -66,7 +70,7 @@ pub fn load_balance_loss(gates: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
+    use candle_core::Device;
 
     #[test]
     fn load_balance_is_zero_when_even_and_n_minus_one_when_collapsed() {

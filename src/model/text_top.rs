@@ -10,7 +10,7 @@
 use std::ops::Range;
 
 use anyhow::{bail, Context};
-use candle_core::{Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarMap;
 
 use super::attention_pool::AttentionPool;
@@ -95,9 +95,10 @@ impl TextTop {
         (self.exposed, self.hidden)
     }
 
-    /// `(batch, exposed, hidden)`: the pooled top hidden states of the batch. `train` picks
-    /// the backward-safe ops; evaluation takes the fused ones, which are faster and equal.
-    pub fn forward(&self, tokens: &TokenBatch, train: bool) -> Result<Tensor> {
+    /// `(batch, exposed, hidden)`: the pooled top hidden states of the batch, in `compute`
+    /// (the layers run in it; fixed pooling averages in f32). `train` picks the
+    /// backward-safe ops; evaluation takes the fused ones, which are faster and equal.
+    pub fn forward(&self, tokens: &TokenBatch, train: bool, compute: DType) -> Result<Tensor> {
         let mode = if train { Mode::Trainable } else { Mode::Inference };
         let (_, _, width) = tokens.states.dims3()?;
         if width != self.hidden {
@@ -106,13 +107,9 @@ impl TextTop {
                 self.hidden
             );
         }
-        let mut states = vec![tokens.states.clone()];
-        states.extend(self.layers.forward(
-            &tokens.states,
-            &tokens.mask,
-            0..self.layers.len(),
-            mode,
-        )?);
+        let input = tokens.states.to_dtype(compute)?;
+        let mut states = vec![input.clone()];
+        states.extend(self.layers.forward(&input, &tokens.mask, 0..self.layers.len(), mode)?);
         // The attention pool masks padding with the same bias as the layers' attention.
         let bias = attention_bias(&tokens.mask)?;
         let pooled = states[states.len() - self.exposed..]
@@ -120,7 +117,11 @@ impl TextTop {
             .enumerate()
             .map(|(i, state)| match &self.pool {
                 TextPool::Learned(attention) => attention.forward(i, state, &bias, mode),
-                TextPool::Fixed(pooling) => pool(state, &tokens.mask, *pooling).map_err(wrap),
+                TextPool::Fixed(pooling) => {
+                    pool(&state.to_dtype(DType::F32)?, &tokens.mask, *pooling)
+                        .map_err(wrap)?
+                        .to_dtype(compute)
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         Tensor::stack(&pooled, 1)

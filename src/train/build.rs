@@ -46,7 +46,8 @@ pub fn build_model_for(
         num_labels,
         multi_label,
         config.train.seed,
-    )?;
+    )?
+    .with_compute_dtype(config.train.precision.compute_dtype(device));
     let finetune = config.text_encoder.finetune_layers;
     let model = match dims.text {
         Some(_) if finetune > 0 => {

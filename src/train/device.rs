@@ -3,6 +3,8 @@
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 
+use crate::events::DeviceMemory;
+
 pub fn select_device(spec: &str) -> Result<Device> {
     match spec.trim() {
         "cpu" => Ok(Device::Cpu),
@@ -28,6 +30,22 @@ fn cuda(ordinal: usize) -> Result<Device> {
     Device::new_cuda(ordinal).with_context(|| format!("opening GPU cuda:{ordinal}"))
 }
 
+/// The memory in use on `device` and its size, for a GPU; `None` for the CPU (and should
+/// the driver not answer: a status line is no reason to fail a run).
+pub fn memory_in_use(device: &Device) -> Option<DeviceMemory> {
+    match device {
+        #[cfg(feature = "cuda")]
+        Device::Cuda(gpu) => {
+            let (free, total) = gpu.cuda_stream().context().mem_get_info().ok()?;
+            Some(DeviceMemory {
+                used_bytes: total.saturating_sub(free) as u64,
+                total_bytes: total as u64,
+            })
+        }
+        _ => None,
+    }
+}
+
 /// A short name for status lines.
 pub fn describe(device: &Device) -> String {
     match device {
@@ -47,5 +65,6 @@ mod tests {
         assert!(select_device("auto").is_ok());
         assert!(select_device("tpu").is_err());
         assert!(select_device("cuda:x").is_err());
+        assert_eq!(memory_in_use(&Device::Cpu), None);
     }
 }

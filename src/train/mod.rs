@@ -22,7 +22,7 @@ pub use adamw::FusedAdamW;
 pub use batches::Targets;
 pub use build::{build_model, build_model_for};
 pub use cv::{cross_validate, CvSummary, FoldResult};
-pub use device::{describe as describe_device, select_device};
+pub use device::{describe as describe_device, memory_in_use, select_device};
 pub use evaluate::{decide, probabilities, score, validation_outputs, ValidationOutputs};
 pub use load::{load_dataset, ocr_cache_dir, ResolvedDataset};
 pub use prepare::{load_train, prepare, prepare_eval, FeaturizedTrainFile, Prepared, Split};
@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::config::Config;
+use crate::config::{Config, Precision};
 use crate::events::{ChannelSink, EventSink, RunInfo, RunSummary, TrainEvent};
 use crate::model::FusionModel;
 use crate::runs::RunDir;
@@ -201,6 +201,21 @@ pub(crate) fn train_on(
     if let Some(notice) = &start.notice {
         emit(TrainEvent::Stage { name: "resume".into(), detail: notice.clone() });
     }
+    if config.train.precision != Precision::F32 && !device.is_cuda() {
+        emit(TrainEvent::Stage {
+            name: "precision".into(),
+            detail: format!(
+                "train.precision = \"{}\" is mixed precision for CUDA; this run is on the {} \
+                 and trains in f32",
+                config.train.precision.name(),
+                describe_device(&device)
+            ),
+        });
+    }
+    let precision = match model.compute_dtype() {
+        candle_core::DType::BF16 => Precision::Bf16,
+        _ => Precision::F32,
+    };
     let parameters = FusionModel::num_parameters(&varmap);
     emit(TrainEvent::RunStarted(RunInfo {
         run_id: run.id.clone(),
@@ -212,6 +227,7 @@ pub(crate) fn train_on(
         val_samples: prepared.validation.dataset.len(),
         masked_images: prepared.report.masked_images,
         device: describe_device(&device),
+        precision,
         text_encoder: config.text_encoder.model.clone(),
         vision_encoder: config.vision_encoder.model.clone(),
         text_only_reason: prepared.report.text_only_reason.clone(),

@@ -14,6 +14,7 @@ use candle_core::{Device, Var};
 use candle_nn::VarMap;
 
 use super::batches::{batch, epoch_order, Targets};
+use super::device::memory_in_use;
 use super::evaluate::{
     decide, gate_usage, misclassified, predictions, score, validation_outputs, ValidationOutputs,
 };
@@ -174,6 +175,7 @@ impl Trainer<'_> {
             lr,
             samples_per_second: indices.len() as f64
                 / step_started.elapsed().as_secs_f64().max(1e-9),
+            device_memory: memory_in_use(self.device),
         }));
         Ok(())
     }

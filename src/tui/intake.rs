@@ -93,6 +93,7 @@ mod tests {
             components: Default::default(),
             lr: 1e-3,
             samples_per_second: 100.0,
+            device_memory: None,
         })
     }
 

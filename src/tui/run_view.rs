@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::events::{EpochRecord, Misclassified, RunInfo, RunSummary, TrainEvent};
+use crate::events::{DeviceMemory, EpochRecord, Misclassified, RunInfo, RunSummary, TrainEvent};
 
 use crate::runs::RunStatus;
 
@@ -44,6 +44,8 @@ pub struct RunView {
     pub global_step: usize,
     pub samples_per_second: f64,
     pub lr: f64,
+    /// GPU memory in use after the latest step (CUDA runs only).
+    pub device_memory: Option<DeviceMemory>,
     /// The latest `Stage` as "name: detail" (cache hits and misses come this way).
     pub stage: Option<String>,
     pub progress: Option<Progress>,
@@ -114,6 +116,7 @@ impl RunView {
                 self.global_step = step.global_step;
                 self.samples_per_second = step.samples_per_second;
                 self.lr = step.lr;
+                self.device_memory = step.device_memory;
                 let smoothed = match self.steps.back() {
                     Some(last) => last.smoothed + EMA_ALPHA * (step.loss - last.smoothed),
                     None => step.loss,

@@ -8,6 +8,7 @@ use ratatui::Frame;
 
 use super::app::{App, Overlay};
 use super::panes::{f1, gates, Pane};
+use crate::config::Precision;
 use crate::runs::RunStatus;
 
 /// Below this size the panes cannot be laid out legibly.
@@ -137,7 +138,18 @@ fn status_line(app: &App) -> Line<'static> {
         if view.samples_per_second > 0.0 {
             parts.push(format!("{:.0} samples/s", view.samples_per_second));
         }
-        parts.push(info.device.clone());
+        parts.push(match info.precision {
+            Precision::F32 => info.device.clone(),
+            precision => format!("{} {}", info.device, precision.name()),
+        });
+        if let Some(memory) = view.device_memory {
+            let gib = |bytes: u64| bytes as f64 / f64::from(1u32 << 30);
+            parts.push(format!(
+                "GPU {:.1}/{:.1} GiB",
+                gib(memory.used_bytes),
+                gib(memory.total_bytes)
+            ));
+        }
         parts.push(format!("{} {}", info.dataset, info.run_id));
     }
     if !parts.is_empty() {

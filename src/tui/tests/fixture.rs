@@ -121,6 +121,7 @@ fn step(epoch: usize, global_step: usize) -> TrainEvent {
         // Decays linearly to 2.5e-5 at the last step (40).
         lr: 1e-3 * (41 - global_step) as f64 / 40.0,
         samples_per_second: 512.0,
+        device_memory: None,
     })
 }
 
@@ -139,6 +140,7 @@ pub fn recorded_run(run_id: &str, ablation: Ablation, final_macro: f64) -> Vec<T
             val_samples: 240,
             masked_images: 0,
             device: "cpu".to_string(),
+            precision: Default::default(),
             text_encoder: "all-MiniLM-L6-v2".to_string(),
             vision_encoder: None,
             text_only_reason: Some("no image folder".to_string()),

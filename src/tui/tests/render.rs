@@ -324,6 +324,41 @@ fn confusion_pane_lists_label_counts_and_frequent_mistakes_for_multi_label() {
 }
 
 #[test]
+fn status_bar_shows_precision_and_gpu_memory_of_a_cuda_run() {
+    use crate::events::{DeviceMemory, TrainEvent};
+    let mut app = App::watch("/nonexistent/runs/run-g".into());
+    for event in &recorded_run("run-g", Ablation::default(), 0.7)[..25] {
+        let event = match event.clone() {
+            TrainEvent::RunStarted(mut info) => {
+                info.device = "cuda".into();
+                info.precision = crate::config::Precision::Bf16;
+                TrainEvent::RunStarted(info)
+            }
+            TrainEvent::Step(mut step) => {
+                let used_bytes = (12 << 30) + step.global_step as u64 * (1 << 26);
+                step.device_memory = Some(DeviceMemory { used_bytes, total_bytes: 140 << 30 });
+                TrainEvent::Step(step)
+            }
+            other => other,
+        };
+        app.apply_event(event);
+    }
+    let screen = render(&mut app, 120, 30);
+    let status = line_with(&screen, "● running");
+    // Step 22's reading (12 GiB + 22 × 64 MiB), not the first one.
+    assert!(status.contains("cuda bf16 · GPU 13.4/140.0 GiB"), "{status}");
+
+    // A CPU run shows neither.
+    let mut app = App::watch("/nonexistent/runs/run-c".into());
+    recorded_run("run-c", Ablation::default(), 0.7)[..25]
+        .iter()
+        .for_each(|e| app.apply_event(e.clone()));
+    let screen = render(&mut app, 120, 30);
+    let status = line_with(&screen, "● running");
+    assert!(status.contains("· cpu ·") && !status.contains("GPU"), "{status}");
+}
+
+#[test]
 fn status_bar_shows_progress_and_failures() {
     let mut app = App::watch("/nonexistent/runs/run-c".into());
     recorded_run("run-c", Ablation::default(), 0.7)[..25]
