@@ -30,6 +30,7 @@ pub fn read_logged_events(path: &Path) -> Result<Vec<LoggedEvent>> {
     EventLogTail::new(path).poll_logged()
 }
 
+#[derive(Debug)]
 pub struct EventLogTail {
     path: PathBuf,
     /// Bytes consumed so far, including `partial`.

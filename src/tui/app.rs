@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use tokio::sync::mpsc::error::TryRecvError;
@@ -20,6 +21,11 @@ use crate::config::Config;
 use crate::events::TrainEvent;
 use crate::plan::Plan;
 use crate::runs::{RunDir, RunStatus};
+
+/// How often the runs folder is looked at again for new runs and for the progress of
+/// unfinished ones (other processes' and machines' runs in a shared folder): a listing and
+/// a read of what each unfinished run appended, cheap enough for the redraw loop.
+pub const RUNS_RESCAN: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
@@ -57,6 +63,7 @@ pub struct App {
     /// The config of the active run, until its `RunStarted` names its id.
     launched: Option<Config>,
     runs_dir: Option<PathBuf>,
+    last_runs_scan: Option<Instant>,
     quit: bool,
     stop_requested: bool,
 }
@@ -98,6 +105,7 @@ impl App {
             mode,
             active: None,
             launched: None,
+            last_runs_scan: None,
             runs_dir,
             quit: false,
             stop_requested: false,
@@ -120,10 +128,21 @@ impl App {
         }
     }
 
-    /// Lists the runs found on disk (earlier sessions, other processes).
-    pub fn scan_runs(&mut self) {
-        if let Some(dir) = self.runs_dir.clone() {
-            self.runs.scan(&dir);
+    /// Lists the runs found on disk (earlier sessions, other processes and machines) and
+    /// brings the unfinished ones up to date; whether any row changed.
+    pub fn scan_runs(&mut self) -> bool {
+        self.last_runs_scan = Some(Instant::now());
+        match self.runs_dir.clone() {
+            Some(dir) => self.runs.scan(&dir),
+            None => false,
+        }
+    }
+
+    /// [`App::scan_runs`], at most every [`RUNS_RESCAN`] (the redraw tick calls it).
+    pub fn scan_runs_if_due(&mut self) -> bool {
+        match self.last_runs_scan {
+            Some(last) if last.elapsed() < RUNS_RESCAN => false,
+            _ => self.scan_runs(),
         }
     }
 

@@ -1,8 +1,10 @@
 //! The one loop: terminal input and a redraw tick meet in a single `tokio::select!`.
-//! Nothing here waits on training or on the disk: at each tick the trainer's events (or
-//! the watched file's, read on another thread) are taken without waiting, a bounded number
-//! of them (`intake`), and the screen is redrawn once if anything changed. A key is
-//! handled and drawn right away, whatever backlog of events there is.
+//! Nothing here waits on training: at each tick the trainer's events (or the watched
+//! file's, read on another thread) are taken without waiting, a bounded number of them
+//! (`intake`), and the screen is redrawn once if anything changed. A key is handled and
+//! drawn right away, whatever backlog of events there is. The only disk work on this thread
+//! is the runs folder's rescan every [`super::app::RUNS_RESCAN`]: a listing, and the bytes
+//! that unfinished runs appended since the last one.
 
 use std::time::Duration;
 
@@ -78,6 +80,7 @@ pub async fn run(
 /// whether anything changed.
 fn take_events(app: &mut App, followed: &mut Option<WatchedEventLog>) -> bool {
     let mut changed = app.drain_active(MAX_EVENTS_PER_TICK) > 0;
+    changed |= app.scan_runs_if_due();
     if let Some(run) = followed.as_mut() {
         match run.take(MAX_EVENTS_PER_TICK) {
             Ok(events) => {

@@ -336,6 +336,14 @@ fn earlier_runs_are_read_from_the_runs_directory() {
         ),
     );
     write_run("old-2", &finished[..30], None);
+    // Its last event an hour ago: no longer being written.
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .append(true)
+        .open(runs.path().join("old-2/events.jsonl"))
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
     std::fs::create_dir_all(runs.path().join("not-a-run")).unwrap();
 
     // The dashboard resolves its base config at start (`tui::open_live`), as runs store theirs.
@@ -372,6 +380,70 @@ fn earlier_runs_are_read_from_the_runs_directory() {
     assert_eq!(ids, ["old-1"]);
     app.scan_runs();
     assert_eq!(app.runs.rows.len(), 1, "archived runs are not listed again");
+}
+
+/// A sweep on a scheduler: another process (or machine) writes a run into the shared runs
+/// folder while the dashboard is open. Each scan shows what it has appended since — a
+/// half-written last line only once it is whole — until it ends with its report's numbers.
+#[test]
+fn runs_written_by_other_processes_are_followed_until_they_end() {
+    use std::io::Write;
+    let runs = tempfile::tempdir().unwrap();
+    let mut base = super::fixture::config().absolutized().unwrap();
+    base.paths.runs = PathBuf::from(runs.path());
+    let mut app = App::live(
+        base,
+        Box::new(super::fixture::FakeLauncher { launches: Default::default(), keep_open: false }),
+    );
+    assert!(!app.scan_runs(), "an empty folder changes nothing");
+
+    let dir = runs.path().join("remote-1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = recorded_run("remote-1", Ablation::default(), 0.7);
+    let line = |event: &TrainEvent| format!("{}\n", serde_json::to_string(event).unwrap());
+    let first_epoch =
+        events.iter().position(|e| matches!(e, TrainEvent::Epoch(_))).expect("an epoch");
+    let append = |text: &str| {
+        let mut file =
+            std::fs::File::options().create(true).append(true).open(dir.join("events.jsonl"));
+        file.as_mut().unwrap().write_all(text.as_bytes()).unwrap();
+    };
+    let row = |app: &App| app.runs.get("remote-1").cloned().expect("the run is listed");
+
+    // Training, before its first epoch ends.
+    append(&events[..first_epoch].iter().map(line).collect::<String>());
+    assert!(app.scan_runs());
+    assert_eq!((row(&app).status, row(&app).macro_f1), (RunStatus::Running, None));
+
+    // The epoch's event arrives in two writes: nothing of it until its line is whole.
+    let epoch_line = line(&events[first_epoch]);
+    let (head, tail) = epoch_line.split_at(epoch_line.len() / 2);
+    append(head);
+    assert!(!app.scan_runs(), "half a line is not an event yet");
+    append(tail);
+    assert!(app.scan_runs());
+    assert_eq!((row(&app).status, row(&app).macro_f1), (RunStatus::Running, Some(0.65)));
+    assert!(!app.scan_runs(), "nothing new");
+
+    // It ends; its report holds the best epoch's numbers.
+    append(&events[first_epoch + 1..].iter().map(line).collect::<String>());
+    std::fs::write(
+        dir.join("report.json"),
+        r#"{"dataset":"AxiOM","labels":["Nervousness"],"multi_label":false,"best_epoch":1,
+            "macro_f1":0.7,"weighted_f1":0.733,"per_class":[],
+            "metrics":{"macro_f1":0.7,"weighted_f1":0.733,"per_class":[],"accuracy":0.75},
+            "thresholds":null,"epochs_run":2,"seconds":24.0,"status":"finished"}"#,
+    )
+    .unwrap();
+    assert!(app.scan_runs());
+    let ended = row(&app);
+    assert_eq!(
+        (ended.status, ended.macro_f1, ended.weighted_f1),
+        (RunStatus::Finished, Some(0.7), Some(0.733))
+    );
+    assert_eq!(ended.seconds, Some(24.0));
+    assert!(!app.scan_runs());
+    assert_eq!(app.runs.rows.len(), 1);
 }
 
 #[test]
