@@ -12,6 +12,7 @@ pub mod mpnet;
 pub mod ops;
 pub mod preprocess;
 pub mod resolve;
+pub mod row_ops;
 pub mod text;
 pub mod text_model;
 pub mod tokenizer;

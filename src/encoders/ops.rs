@@ -9,6 +9,8 @@
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
+use super::row_ops::{add_bias, scale_shift};
+
 /// Runs `f` on `xs` in f32 and returns its result in `xs`'s dtype. Mixed precision
 /// (`train.precision = "bf16"`) keeps the reductions whose rounding would hurt — layer-norm
 /// statistics, softmax — in f32, as autocast does; for f32 inputs both casts are no-ops.
@@ -70,7 +72,7 @@ impl Module for Linear {
         let flat = xs.reshape((rows, in_dim[0]))?;
         let mut out = flat.matmul(&as_compute(&self.weight, xs)?.t()?)?;
         if let Some(bias) = &self.bias {
-            out = out.broadcast_add(&as_compute(bias, xs)?)?;
+            out = add_bias(&out, &as_compute(bias, xs)?)?;
         }
         let mut shape = lead.to_vec();
         shape.push(self.out_dim());
@@ -107,9 +109,20 @@ impl LayerNorm {
             Mode::Inference => {
                 candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, eps)
             }
-            Mode::Trainable => candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, eps),
+            // ε as candle's `layer_norm_slow` took it (an f32), which these layers used
+            // before: fine-tuned runs keep their seeded results.
+            Mode::Trainable => layer_norm_trainable(xs, &self.weight, &self.bias, f64::from(eps)),
         })
     }
+}
+
+/// Layer normalisation over the last dimension from ops that have a backward pass:
+/// `(x - mean) / sqrt(var + eps) * gamma + beta`, the statistics in `x`'s dtype.
+pub fn layer_norm_trainable(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+    let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+    let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = centred.broadcast_div(&(variance + eps)?.sqrt()?)?;
+    scale_shift(&normed, gamma, beta)
 }
 
 /// The activation functions named by Hugging Face configs' `hidden_act`.

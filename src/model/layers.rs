@@ -12,7 +12,8 @@ use candle_nn::{Init, VarBuilder};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::encoders::ops::{as_compute, in_f32};
+use crate::encoders::ops::{as_compute, in_f32, layer_norm_trainable};
+use crate::encoders::row_ops::add_bias;
 
 /// Added to the attention score of a key that must not be attended to. Large enough that
 /// its softmax weight underflows to exactly zero, small enough to stay finite in f32.
@@ -49,7 +50,7 @@ impl Module for Linear {
         let rows: usize = lead.iter().product();
         let mut out = x.reshape((rows, in_dim[0]))?.matmul(&as_compute(&self.weight, x)?.t()?)?;
         if let Some(bias) = &self.bias {
-            out = out.broadcast_add(&as_compute(bias, x)?)?;
+            out = add_bias(&out, &as_compute(bias, x)?)?;
         }
         let mut shape = lead.to_vec();
         shape.push(self.weight.dim(0)?);
@@ -76,12 +77,7 @@ impl LayerNorm {
 impl Module for LayerNorm {
     /// In f32 whatever the input's dtype (mixed precision keeps these statistics in f32).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        in_f32(x, |x| {
-            let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-            let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
-            let normed = centred.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
-            normed.broadcast_mul(&self.gamma)?.broadcast_add(&self.beta)
-        })
+        in_f32(x, |x| layer_norm_trainable(x, &self.gamma, &self.beta, self.eps))
     }
 }
 
