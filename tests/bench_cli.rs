@@ -104,3 +104,50 @@ fn bench_on_cuda_without_the_cuda_build_says_how_to_get_it() {
     assert!(!output.status.success(), "bench ran without CUDA: {stderr}");
     assert!(stderr.contains("--features cuda"), "{stderr}");
 }
+
+/// `bench --finetune-export DIR --json`: the epoch's files land in DIR, and the report on
+/// stdout is the `memescope.json` written beside them.
+#[test]
+fn finetune_export_writes_the_epoch_and_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bert = dir.path().join("tiny-bert");
+    memescope::testing::write_tiny_bert(&bert).unwrap();
+    let records = dir.path().join("records.json");
+    memescope::bench::write_axiom_records(&records, 40, 5).unwrap();
+    let config = dir.path().join("finetune.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\nformat = \"axiom\"\ntrain = \"{}\"\n\
+             [text_encoder]\nmodel = \"{}\"\nmax_length = 24\nfinetune_layers = 1\n\
+             layers = 2\npooling = \"mean\"\n\
+             [model]\nfusion_dim = 16\nheads = 2\nexperts = 2\n\
+             [train]\nbatch_size = 8\n",
+            records.display(),
+            bert.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("epoch");
+    let output = Command::new(env!("CARGO_BIN_EXE_memescope"))
+        .current_dir(dir.path())
+        .args(["bench", "--json", "--limit", "24", "--config"])
+        .arg(&config)
+        .arg("--finetune-export")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench --finetune-export failed: {stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
+    // 24 records, 3 kept for validation: 21 training samples in 3 batches of at most 8.
+    assert_eq!((report["train_samples"].as_u64(), report["steps"].as_u64()), (Some(21), Some(3)));
+    assert_eq!(report["step_losses"].as_array().map(Vec::len), Some(3), "{report}");
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("memescope.json")).unwrap())
+            .unwrap();
+    assert_eq!(written, report);
+    for file in ["initial.safetensors", "batches.safetensors", "hyperparams.json"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+}

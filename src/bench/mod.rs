@@ -6,13 +6,17 @@
 //! resident memory. Everything it writes goes to a scratch directory that is removed
 //! afterwards; the user's cache and runs are not touched.
 
+mod finetune;
 mod npy;
 mod process;
 mod synthetic;
 mod table;
 
+pub use finetune::{
+    export_finetune, render_finetune, FinetuneBatchTensors, FinetuneReport, Hyperparams,
+};
 pub use npy::write_npy_f32;
-pub use process::{cpu_seconds, peak_rss_bytes};
+pub use process::{cpu_seconds, load_average, peak_rss_bytes};
 pub use synthetic::write_axiom_records;
 
 use std::path::{Path, PathBuf};
@@ -243,6 +247,14 @@ struct RunTiming {
     step_seconds: f64,
     prepare_seconds: f64,
     failure: Option<String>,
+    /// Every step's record, in order.
+    steps: Vec<crate::events::StepRecord>,
+    /// CPU time of this process from the run's start to its latest step: its steps' work
+    /// (and the optimizer's set-up) in a one-epoch run.
+    cpu_to_last_step: f64,
+    cpu_at_start: f64,
+    /// Each epoch's training loss.
+    train_losses: Vec<f32>,
 }
 
 /// Collects the timing-relevant events of a run as it happens.
@@ -261,6 +273,7 @@ impl EventSink for TimingSink {
                 timing.train_samples = info.train_samples;
                 self.steps_per_epoch = info.steps_per_epoch;
                 timing.prepare_seconds = self.started.elapsed().as_secs_f64();
+                timing.cpu_at_start = cpu_seconds().unwrap_or(0.0);
             }
             TrainEvent::Step(step) => {
                 // Batches are full except the last of each epoch (see train::batches).
@@ -272,8 +285,13 @@ impl EventSink for TimingSink {
                 };
                 timing.step_samples += samples;
                 timing.step_seconds += samples as f64 / step.samples_per_second.max(1e-9);
+                timing.steps.push(step.clone());
+                timing.cpu_to_last_step = cpu_seconds().unwrap_or(0.0) - timing.cpu_at_start;
             }
-            TrainEvent::Epoch(epoch) => timing.epoch_seconds.push(epoch.seconds),
+            TrainEvent::Epoch(epoch) => {
+                timing.epoch_seconds.push(epoch.seconds);
+                timing.train_losses.push(epoch.train_loss);
+            }
             TrainEvent::Failed { message } => timing.failure = Some(message.clone()),
             _ => {}
         }

@@ -1,4 +1,5 @@
-//! What the kernel records about this process: peak resident memory and CPU time.
+//! What the kernel records about this process (peak resident memory, CPU time) and about
+//! the machine (load average).
 //!
 //! CPU time complements wall time on a shared machine: other processes stretch the wall
 //! clock of a run, but barely change the CPU seconds its work needs.
@@ -37,6 +38,12 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The 1-minute load average (`/proc/loadavg`): how busy the machine was around a timing
+/// that shares it; `None` where there is no procfs.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +66,7 @@ mod tests {
     fn this_process_has_a_peak() {
         if cfg!(target_os = "linux") {
             assert!(peak_rss_bytes().unwrap() > 0);
+            assert!(load_average().is_some_and(|load| load >= 0.0));
         }
     }
 }

@@ -119,6 +119,11 @@ pub enum Command {
         /// Write the encoder's output (texts, layers, hidden) to FILE.npy, in record order.
         #[arg(long, value_name = "FILE")]
         dump_embeddings: Option<PathBuf>,
+        /// Instead of the benchmark: write one fine-tuning epoch's initial weights, batches
+        /// and settings for the config's data into DIR, run that epoch (dropout 0) and
+        /// report its time and losses, for scripts/bench_finetune_pytorch.py to compare.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "sweep", "dump_embeddings"])]
+        finetune_export: Option<PathBuf>,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -292,6 +297,7 @@ pub fn main() -> Result<ExitCode> {
                 epochs,
                 sweep,
                 dump_embeddings,
+                finetune_export,
                 json,
                 device,
             } => {
@@ -302,7 +308,11 @@ pub fn main() -> Result<ExitCode> {
                 if let Some(device) = device {
                     config.train.device = device;
                 }
-                done(tokio::task::spawn_blocking(move || bench::run(config, &options, json)).await?)
+                let job = move || match finetune_export {
+                    Some(dir) => bench::finetune(config, &dir, limit, json),
+                    None => bench::run(config, &options, json),
+                };
+                done(tokio::task::spawn_blocking(job).await?)
             }
             Command::Sweep { config, grid, seeds, leave_one_out, emit } => {
                 let emit = sweep::Emit::parse(&emit)?;

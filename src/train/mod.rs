@@ -19,7 +19,7 @@ mod trained;
 mod trainer;
 
 pub use adamw::FusedAdamW;
-pub use batches::Targets;
+pub use batches::{batch, epoch_order, Targets};
 pub use build::{build_model, build_model_for};
 pub use cv::{cross_validate, CvSummary, FoldResult};
 pub use device::{describe as describe_device, memory_in_use, select_device};
