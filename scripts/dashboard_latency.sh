@@ -7,7 +7,8 @@
 # Starts `memescope train CONFIG` (the dashboard) in a detached tmux session, waits until
 # training steps arrive, then TRIALS times presses `?` and polls `tmux capture-pane` until
 # the help overlay is on screen, and presses Esc and polls until it is gone. Prints each
-# latency in ms, then the median and the maximum. The figure includes tmux's own delivery
+# latency in ms, then the median, the 99th percentile and the maximum, with the load
+# average before and after (the measurement means little on a busy machine). The figure includes tmux's own delivery
 # and capture time (a few ms per poll), so it is an upper bound on the app's latency.
 # Needs tmux and a release binary (MEMESCOPE_BIN overrides target/release/memescope).
 set -euo pipefail
@@ -61,6 +62,7 @@ else
 fi
 
 HELP='any key closes it'
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 latencies=()
 for ((i = 1; i <= TRIALS; i++)); do
     started=$(now_ms)
@@ -75,5 +77,13 @@ for ((i = 1; i <= TRIALS; i++)); do
 done
 screen | grep -Eo 'step [0-9]+|epoch [0-9]+' | head -2 | tr '\n' ' ' || true
 echo
-printf '%s\n' "${latencies[@]}" | grep -v timeout | sort -n | awk '
-    { v[NR] = $1 } END { if (NR) printf "median %d ms, max %d ms over %d redraws\n", v[int((NR + 1) / 2)], v[NR], NR }'
+echo "load average (1, 5, 15 min): before $load_before, after $(cut -d' ' -f1-3 /proc/loadavg)"
+timeouts=$(printf '%s\n' "${latencies[@]}" | grep -c timeout || true)
+printf '%s\n' "${latencies[@]}" | grep -v timeout | sort -n | awk -v timeouts="$timeouts" '
+    { v[NR] = $1 }
+    END {
+        if (!NR) exit
+        p99 = v[int(0.99 * NR + 0.999999)]
+        printf "median %d ms, p99 %d ms, max %d ms over %d redraws (%d timed out)\n",
+            v[int((NR + 1) / 2)], p99, v[NR], NR, timeouts
+    }'
