@@ -7,17 +7,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::{Device, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::encoders::ops::{as_compute, in_f32, layer_norm_trainable};
+use crate::encoders::ops::{self, as_compute, in_f32, layer_norm_trainable};
 use crate::encoders::row_ops::add_bias;
-
-/// Added to the attention score of a key that must not be attended to. Large enough that
-/// its softmax weight underflows to exactly zero, small enough to stay finite in f32.
-const MASKED_SCORE: f64 = -1e9;
 
 /// A dense layer that folds leading dimensions into one `(rows, in) x (in, out)` product.
 ///
@@ -136,7 +132,6 @@ pub struct MultiHeadAttention {
     value: Linear,
     output: Linear,
     heads: usize,
-    head_dim: usize,
 }
 
 impl MultiHeadAttention {
@@ -150,52 +145,34 @@ impl MultiHeadAttention {
             value: linear(dim, dim, vb.pp("value"))?,
             output: linear(dim, dim, vb.pp("output"))?,
             heads,
-            head_dim: dim / heads,
         })
     }
 
     /// `queries` `(B, Lq, F)` attend to `context` `(B, Lk, F)`. `key_mask` `(B, Lk)` holds 1
     /// for keys that may be attended to and 0 for keys that must be ignored.
-    /// Returns `(B, Lq, F)`.
+    /// Returns `(B, Lq, F)`. Heads, the padding bias and the merge are the encoder layers'
+    /// ([`ops`]); the scores multiply a contiguous copy of the keys' transpose, and the
+    /// mask and the softmax run in f32.
     pub fn forward(
         &self,
         queries: &Tensor,
         context: &Tensor,
         key_mask: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let (batch, query_len, width) = queries.dims3()?;
-        let q = self.split_heads(&self.query.forward(queries)?)?;
-        let k = self.split_heads(&self.key.forward(context)?)?;
-        let v = self.split_heads(&self.value.forward(context)?)?;
-
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let q = ops::split_heads(&self.query.forward(queries)?, self.heads)?;
+        let k = ops::split_heads(&self.key.forward(context)?, self.heads)?;
+        let v = ops::split_heads(&self.value.forward(context)?, self.heads)?;
+        let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
         let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
-        // The mask and the softmax in f32, whatever the activations' dtype.
+        let bias = key_mask.map(ops::attention_bias).transpose()?;
         let weights = in_f32(&scores, |scores| {
-            let scores = match key_mask {
-                Some(mask) => {
-                    // (1 - mask) * MASKED_SCORE, shaped (B, 1, 1, Lk) to broadcast over
-                    // heads and queries.
-                    let bias = mask
-                        .to_dtype(DType::F32)?
-                        .affine(-MASKED_SCORE, MASKED_SCORE)?
-                        .unsqueeze(1)?
-                        .unsqueeze(1)?;
-                    scores.broadcast_add(&bias)?
-                }
+            let scores = match &bias {
+                Some(bias) => scores.broadcast_add(bias)?,
                 None => scores.clone(),
             };
             candle_nn::ops::softmax(&scores, D::Minus1)
         })?;
-        let attended = weights.matmul(&v)?; // (B, H, Lq, head_dim)
-        let merged = attended.transpose(1, 2)?.contiguous()?.reshape((batch, query_len, width))?;
-        self.output.forward(&merged)
-    }
-
-    /// `(B, L, F)` → `(B, H, L, F / H)`.
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (batch, len, _) = x.dims3()?;
-        x.reshape((batch, len, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+        self.output.forward(&ops::merge_heads(&weights.matmul(&v)?)?)
     }
 }
 
@@ -300,7 +277,7 @@ pub fn as_mask(mask: &Tensor, like: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Var;
+    use candle_core::{DType, Var};
 
     /// Same values and the same weight gradient as `candle_nn::Linear` on a 3-d input.
     #[test]
