@@ -176,13 +176,8 @@ fn a_tiny_mixed_precision_run_learns_on_the_gpu() {
 }
 
 fn tiny_gpu_run(precision: Precision) {
-    let dir = tempfile::tempdir().unwrap();
     // The same data and settings as tests/train_e2e.rs's CPU run, which reaches 0.9 too.
-    let data = common::axiom(&dir.path().join("data"), 20, 11);
-    let (bert, clip) = common::tiny_encoders(dir.path());
-    let mut config =
-        Config::from_toml_str(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()))
-            .unwrap();
+    let (_dir, _data, mut config) = common::synthetic_run("axiom", 20, 11);
     config.train.device = "cuda:0".into();
     config.train.precision = precision;
 

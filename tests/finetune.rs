@@ -6,7 +6,7 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use memescope::config::{Config, Pooling};
+use memescope::config::Pooling;
 use memescope::encoders::{resolve_model, TextEncoder, TextEncoderOptions};
 use memescope::events::VecSink;
 use memescope::features::TokenStates;
@@ -110,12 +110,7 @@ fn text_top_weights(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn fine_tuning_the_top_layer_learns_and_eval_reproduces_the_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::axiom(&dir.path().join("data"), 20, 11);
-    let (bert, clip) = common::tiny_encoders(dir.path());
-    let mut config =
-        Config::from_toml_str(&common::config_toml(&data, "axiom", &bert, &clip, dir.path()))
-            .unwrap();
+    let (dir, data, mut config) = common::synthetic_run("axiom", 20, 11);
     config.text_encoder.finetune_layers = 1;
     config.train.encoder_lr = 1e-3;
 
@@ -132,7 +127,7 @@ fn fine_tuning_the_top_layer_learns_and_eval_reproduces_the_report() {
     let trained = text_top_weights(&summary.run_dir.join("best.safetensors"));
     assert_eq!(trained.len(), 16, "one BERT layer: 8 weight/bias pairs");
     let varmap = VarMap::new();
-    let files = resolve_model(bert.to_str().unwrap(), true).unwrap();
+    let files = resolve_model(&config.text_encoder.model, true).unwrap();
     TextTop::pretrained(&files, 1, 2, Pooling::Mean, &varmap, &Device::Cpu).unwrap();
     let initial = dir.path().join("initial.safetensors");
     varmap.save(&initial).unwrap();

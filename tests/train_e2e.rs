@@ -9,29 +9,9 @@ use memescope::events::{read_events, TrainEvent, VecSink};
 use memescope::runs;
 use memescope::train::{self, ResumeFrom, ResumeOptions, StopFlag};
 
-/// A temporary directory holding synthetic `format` data (`per_class` memes of each label,
-/// drawn from `seed`), tiny random BERT and CLIP checkpoints, and the config of a run over
-/// them; the directory lives as long as the returned guard.
-fn synthetic_run(
-    format: &str,
-    per_class: usize,
-    seed: u64,
-) -> (tempfile::TempDir, common::Synthetic, Config) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = match format {
-        "axiom" => common::axiom(&dir.path().join("data"), per_class, seed),
-        _ => common::restore(&dir.path().join("data"), per_class, seed),
-    };
-    let (bert, clip) = common::tiny_encoders(dir.path());
-    let config =
-        Config::from_toml_str(&common::config_toml(&data, format, &bert, &clip, dir.path()))
-            .unwrap();
-    (dir, data, config)
-}
-
 #[test]
 fn learns_synthetic_axiom_and_eval_reproduces_validation_metrics() {
-    let (_dir, data, config) = synthetic_run("axiom", 20, 11);
+    let (_dir, data, config) = common::synthetic_run("axiom", 20, 11);
 
     let mut sink = VecSink::default();
     let summary = train::run(config.clone(), &mut sink, &StopFlag::default()).unwrap();
@@ -111,7 +91,7 @@ fn learns_synthetic_axiom_and_eval_reproduces_validation_metrics() {
 
 #[test]
 fn learns_synthetic_restore_multi_label_with_thresholds() {
-    let (_dir, _, config) = synthetic_run("restore", 16, 5);
+    let (_dir, _, config) = common::synthetic_run("restore", 16, 5);
     let summary = train::run(config, &mut VecSink::default(), &StopFlag::default()).unwrap();
     let report: runs::Report = runs::read_json(&summary.run_dir.join("report.json")).unwrap();
     assert!(report.multi_label);
@@ -124,7 +104,7 @@ fn learns_synthetic_restore_multi_label_with_thresholds() {
 
 #[test]
 fn stop_request_leaves_a_consistent_run_that_resumes() {
-    let (_dir, _, mut config) = synthetic_run("axiom", 8, 2);
+    let (_dir, _, mut config) = common::synthetic_run("axiom", 8, 2);
     config.train.epochs = 4;
 
     // Ask to stop as soon as the second epoch's first step is reported.
@@ -187,7 +167,7 @@ fn stop_request_leaves_a_consistent_run_that_resumes() {
 
 #[test]
 fn diverging_loss_fails_clearly_and_keeps_the_last_good_checkpoint() {
-    let (_dir, _, mut config) = synthetic_run("axiom", 6, 4);
+    let (_dir, _, mut config) = common::synthetic_run("axiom", 6, 4);
     config.train.epochs = 1;
     let good = train::run(config.clone(), &mut VecSink::default(), &StopFlag::default()).unwrap();
     let checkpoint = std::fs::read(good.run_dir.join("last.safetensors")).unwrap();
@@ -219,7 +199,7 @@ fn diverging_loss_fails_clearly_and_keeps_the_last_good_checkpoint() {
 /// batches and dropout masks derive from the seed, the epoch and the step.
 #[test]
 fn resume_after_a_stop_ends_bit_identical_to_an_uninterrupted_run() {
-    let (_dir, _, mut config) = synthetic_run("axiom", 6, 12);
+    let (_dir, _, mut config) = common::synthetic_run("axiom", 6, 12);
     config.train.epochs = 4;
     config.model.dropout = 0.2;
     let whole = train::run(config.clone(), &mut VecSink::default(), &StopFlag::default()).unwrap();
@@ -276,7 +256,7 @@ fn resume_after_a_stop_ends_bit_identical_to_an_uninterrupted_run() {
 /// an error naming it, and the best one is used only when asked.
 #[test]
 fn resume_extends_finished_runs_and_never_silently_skips_a_damaged_checkpoint() {
-    let (_dir, _, mut config) = synthetic_run("axiom", 6, 13);
+    let (_dir, _, mut config) = common::synthetic_run("axiom", 6, 13);
     config.train.epochs = 2;
     let run = train::run(config, &mut VecSink::default(), &StopFlag::default()).unwrap().run_dir;
     let resume = |options: ResumeOptions| {
@@ -333,7 +313,7 @@ fn weights(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<f32
 
 #[test]
 fn same_seed_reproduces_the_run_on_cpu() {
-    let (_dir, _, mut config) = synthetic_run("axiom", 6, 9);
+    let (_dir, _, mut config) = common::synthetic_run("axiom", 6, 9);
     config.train.epochs = 2;
     config.model.dropout = 0.2;
     let run = |config: &Config| {
@@ -359,7 +339,7 @@ fn same_seed_reproduces_the_run_on_cpu() {
 /// config has one.
 #[test]
 fn cross_validation_selects_on_other_samples_than_it_scores() {
-    let (_dir, data, mut config) = synthetic_run("axiom", 12, 4);
+    let (_dir, data, mut config) = common::synthetic_run("axiom", 12, 4);
     config.train.epochs = 15;
     let count = |path| Dataset::load(path, DatasetFormat::Axiom).unwrap().len();
     let (train_len, validation_len) = (count(&data.train), count(&data.validation));

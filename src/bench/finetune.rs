@@ -25,12 +25,9 @@ use serde::Serialize;
 use super::{first_records, load_average, time_run, Scratch};
 use crate::config::Config;
 use crate::encoders::resolve_model;
+use crate::encoders::text_model::read_config;
 use crate::runs::write_json;
-use crate::train::{batch, build_model, epoch_order, prepare, select_device, Targets};
-
-/// AdamW's constants as the trainer uses them (`candle_nn::ParamsAdamW`'s defaults).
-const ADAM: candle_nn::ParamsAdamW =
-    candle_nn::ParamsAdamW { lr: 0.0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+use crate::train::{batch, build_model, epoch_order, prepare, select_device, LrSchedule, Targets};
 
 /// The names of batch `step`'s tensors in `batches.safetensors` (0-based, zero-padded to
 /// four digits so that they sort in step order).
@@ -156,19 +153,23 @@ pub fn export_finetune(config: Config, dir: &Path, limit: Option<usize>) -> Resu
 
     let files = resolve_model(&config.text_encoder.model, true)?;
     let encoder_config: serde_json::Value = crate::runs::read_json(&files.config)?;
-    let total_layers = encoder_config["num_hidden_layers"].as_u64().unwrap_or(0) as usize;
+    let total_layers = read_config(&files.config)?.num_layers();
     let finetune = config.text_encoder.finetune_layers;
     let steps = order.len();
+    // The trainer's optimizer constants (its groups differ only in rate and weight decay)
+    // and its schedule.
+    let adam = candle_nn::ParamsAdamW::default();
+    let schedule = LrSchedule::new(settings, steps * settings.epochs);
     write_json(
         &dir.join("hyperparams.json"),
         &Hyperparams {
             config: config.clone(),
             steps,
             total_steps: steps * settings.epochs,
-            warmup_steps: (settings.warmup * (steps * settings.epochs) as f64).round() as usize,
-            adam_beta1: ADAM.beta1,
-            adam_beta2: ADAM.beta2,
-            adam_eps: ADAM.eps,
+            warmup_steps: schedule.warmup_steps(),
+            adam_beta1: adam.beta1,
+            adam_beta2: adam.beta2,
+            adam_eps: adam.eps,
             num_labels: space.len(),
             multi_label: space.multi_label,
             finetuned_layers: (total_layers.saturating_sub(finetune)..total_layers).collect(),

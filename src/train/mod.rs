@@ -29,6 +29,7 @@ pub use prepare::{load_train, prepare, prepare_eval, FeaturizedTrainFile, Prepar
 pub use priority::lower_compute_pool_priority;
 pub use provenance::git_commit;
 pub use resume::{ResumeFrom, ResumeOptions};
+pub use schedule::LrSchedule;
 pub use trained::{evaluate_run, load_trained_run, Evaluation, TrainedRun};
 pub use trainer::Trainer;
 

@@ -23,6 +23,11 @@ impl LrSchedule {
         }
     }
 
+    /// Steps of linear warmup at the start.
+    pub fn warmup_steps(&self) -> usize {
+        self.warmup_steps
+    }
+
     /// The learning rate for 0-based `step`.
     pub fn at(&self, step: usize, scale: f64) -> f64 {
         if step < self.warmup_steps {

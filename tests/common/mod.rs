@@ -196,6 +196,31 @@ cache = "{cache}"
 }
 
 /// Lower-cased words without punctuation.
+/// A temporary directory holding synthetic `format` data (`per_class` memes of each label,
+/// drawn from `seed`), tiny random BERT and CLIP checkpoints, and the config of a run over
+/// them; the directory lives as long as the returned guard.
+pub fn synthetic_run(
+    format: &str,
+    per_class: usize,
+    seed: u64,
+) -> (tempfile::TempDir, Synthetic, memescope::config::Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = match format {
+        "axiom" => axiom(&dir.path().join("data"), per_class, seed),
+        _ => restore(&dir.path().join("data"), per_class, seed),
+    };
+    let (bert, clip) = tiny_encoders(dir.path());
+    let config = memescope::config::Config::from_toml_str(&config_toml(
+        &data,
+        format,
+        &bert,
+        &clip,
+        dir.path(),
+    ))
+    .unwrap();
+    (dir, data, config)
+}
+
 pub fn words(text: &str) -> Vec<String> {
     text.split_whitespace()
         .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase())
