@@ -68,9 +68,9 @@ HEAD_LAYER_NORM_EPS = 1e-5
 class Weights:
     """The model's variables by memescope's name, remembering which ones were used."""
 
-    def __init__(self, tensors, dtype):
+    def __init__(self, tensors, dtype, device):
         self.params = {
-            name: torch.nn.Parameter(torch.from_numpy(value.copy()).to(dtype))
+            name: torch.nn.Parameter(torch.from_numpy(value.copy()).to(device, dtype))
             for name, value in tensors.items()
         }
         self.used = set()
@@ -180,7 +180,7 @@ def member_forward(text, lexical, w, prefix, hp):
         if experts > 1:
             gates = torch.softmax(dense(fused, w, f"{prefix}moe.gate."), -1)
         else:
-            gates = torch.ones(fused.shape[0], 1, dtype=fused.dtype)
+            gates = torch.ones(fused.shape[0], 1, dtype=fused.dtype, device=fused.device)
         opinions = torch.stack(
             [feed_forward(fused, w, f"{prefix}moe.expert{e}.") for e in range(experts)], 1
         )
@@ -210,7 +210,7 @@ def info_nce(a, b, temperature):
         return x / torch.sqrt((x * x).sum(-1, keepdim=True) + 1e-12)
 
     similarity = unit(a) @ unit(b).t() / temperature
-    diagonal = torch.arange(a.shape[0])
+    diagonal = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(similarity, diagonal) + F.cross_entropy(similarity.t(), diagonal))
 
 
@@ -297,8 +297,8 @@ def clip_gradients(params, max_norm):
 # --- the epoch ---
 
 
-def run_epoch(directory, hp, dtype, steps_limit):
-    weights = Weights(load_file(os.path.join(directory, "initial.safetensors")), dtype)
+def run_epoch(directory, hp, dtype, device, steps_limit):
+    weights = Weights(load_file(os.path.join(directory, "initial.safetensors")), dtype, device)
     batches = load_file(os.path.join(directory, "batches.safetensors"))
     train = hp["config"]["train"]
     groups = {}
@@ -318,8 +318,9 @@ def run_epoch(directory, hp, dtype, steps_limit):
     for step in range(steps):
         started, cpu_started = time.perf_counter(), time.process_time()
         key = f"{step:04d}"
-        states = torch.from_numpy(batches[f"{key}.states"]).to(dtype)
-        mask = torch.from_numpy(batches[f"{key}.mask"].astype(np.int64))
+        # Batches are assembled on the CPU and copied over, as memescope's trainer does.
+        states = torch.from_numpy(batches[f"{key}.states"]).to(device, dtype)
+        mask = torch.from_numpy(batches[f"{key}.mask"].astype(np.int64)).to(device)
         size = states.shape[0]
         lexical = torch.zeros(size, buckets, dtype=dtype)
         if f"{key}.lexical_index" in batches:
@@ -327,11 +328,12 @@ def run_epoch(directory, hp, dtype, steps_limit):
             lexical[index[:, 0], index[:, 1]] = torch.from_numpy(
                 batches[f"{key}.lexical_value"]
             ).to(dtype)
+        lexical = lexical.to(device)
         raw_targets = batches[f"{key}.targets"]
         if hp["multi_label"]:
-            targets = torch.from_numpy(raw_targets).to(dtype)
+            targets = torch.from_numpy(raw_targets).to(device, dtype)
         else:
-            targets = torch.from_numpy(raw_targets.astype(np.int64))
+            targets = torch.from_numpy(raw_targets.astype(np.int64)).to(device)
         rate = learning_rate(step, hp)
         for group in optimizer.param_groups:
             group["lr"] = rate * group["ratio"]
@@ -341,6 +343,8 @@ def run_epoch(directory, hp, dtype, steps_limit):
         clip_gradients(params, train["grad_clip"])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # the step's kernels are queued, not done
         seconds += time.perf_counter() - started
         cpu += time.process_time() - cpu_started
         if step == 0:
@@ -422,6 +426,11 @@ def main():
         help="accepted relative difference of any one step's loss (default 5e-5)",
     )
     parser.add_argument("--float64", action="store_true", help="run the reference in float64")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu or cuda (compare with an export made with train.device = \"cuda\")",
+    )
     parser.add_argument("--steps", type=int, help="run only the first N steps (diagnosis)")
     parser.add_argument("--json", action="store_true", help="print this side's numbers as JSON")
     args = parser.parse_args()
@@ -433,18 +442,22 @@ def main():
     if hp["config"]["model"]["dropout"] != 0:
         sys.exit("the export must have dropout 0 (memescope's masks cannot be reproduced)")
     dtype = torch.float64 if args.float64 else torch.float32
+    device = torch.device(args.device)
+    # Exact f32 products on both sides: candle's cuBLAS calls use no TF32 either.
+    torch.backends.cuda.matmul.allow_tf32 = False
     before = os.getloadavg()[0]
-    result = run_epoch(args.dir, hp, dtype, args.steps)
+    result = run_epoch(args.dir, hp, dtype, device, args.steps)
     result["load_average"] = [before, os.getloadavg()[0]]
     result["threads"] = torch.get_num_threads()
     result["torch"] = torch.__version__
     result["omp_wait_policy"] = os.environ["OMP_WAIT_POLICY"]
     result["dtype"] = str(dtype)
+    result["device"] = str(device)
     if args.json:
         print(json.dumps(result))
     else:
         print(
-            f"PyTorch {torch.__version__}, {result['threads']} threads, {dtype}, "
+            f"PyTorch {torch.__version__}, {device}, {result['threads']} threads, {dtype}, "
             f"OMP_WAIT_POLICY={result['omp_wait_policy']}"
         )
         print(

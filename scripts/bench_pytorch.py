@@ -33,6 +33,7 @@ def parse_args():
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--pooling", choices=["mean", "cls"], default="mean")
     p.add_argument("--compare", metavar="FILE.npy", help="embeddings dumped by memescope bench")
@@ -72,13 +73,15 @@ def encode(model, tokenizer, texts, order, args):
                 truncation=True,
                 max_length=args.max_length,
                 return_tensors="pt",
-            )
+            ).to(args.device)
             result = model(**batch, output_hidden_states=True)
             pooled = pool(result.hidden_states, batch["attention_mask"], args.layers, args.pooling)
             for row, i in enumerate(chunk):
                 out[i] = pooled[row]
+        if args.device != "cpu":
+            torch.cuda.synchronize()  # the kernels are queued, not done
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    return seconds, cpu_seconds, torch.stack(out).numpy()
+    return seconds, cpu_seconds, torch.stack(out).cpu().numpy()
 
 
 def main():
@@ -86,7 +89,10 @@ def main():
     torch.set_num_threads(args.threads)
     texts = load_texts(args.data, args.limit)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModel.from_pretrained(args.model).eval()
+    # float32 whatever the file holds (a model rounded to f16 for transport is computed in
+    # f32, as memescope does); exact f32 products, as candle's cuBLAS calls.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = AutoModel.from_pretrained(args.model, dtype=torch.float32).eval().to(args.device)
 
     # One untimed warm-up batch, so that PyTorch's one-off allocations are not counted.
     encode(model, tokenizer, texts[: args.batch_size], list(range(min(len(texts), args.batch_size))), args)
@@ -101,6 +107,7 @@ def main():
         "texts": len(texts),
         "tokens": sum(lengths),
         "threads": torch.get_num_threads(),
+        "device": args.device,
         "torch": torch.__version__,
         "file_order_texts_per_s": len(texts) / seconds,
         "file_order_cpu_seconds": cpu_seconds,
@@ -116,7 +123,7 @@ def main():
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"PyTorch {report['torch']}, {report['threads']} threads, {len(texts)} texts "
+        print(f"PyTorch {report['torch']}, {args.device}, {report['threads']} threads, {len(texts)} texts "
               f"({report['tokens']} tokens), batches of {args.batch_size}")
         print(f"  file order (padded to each batch's longest): {report['file_order_texts_per_s']:.1f} texts/s"
               f" ({report['file_order_cpu_seconds']:.1f} s of CPU)")
