@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The CUDA build on a machine with an NVIDIA GPU: runs tests/cuda.rs, `memescope bench` on
 # the GPU and on the CPU, and a short AxiOM training run (configs/axiom-text.toml) on each
-# (on the GPU also in bf16 mixed precision), printing their epoch times side by side. Finishes within about 9.5 minutes: each step
-# gets what is left of that budget, and a step that would not fit is skipped, saying so.
+# (on the GPU also in bf16 mixed precision), printing their epoch times side by side. Where
+# python3 has PyTorch and transformers, it also times PyTorch on the same GPU work: encoding
+# the texts (scripts/bench_pytorch.py) and one fine-tuning epoch from the same weights and
+# batches (scripts/bench_finetune_pytorch.py, losses compared); and, with MPNet's config and
+# tokenizer, a base-size encoder (random weights of all-mpnet-base-v2's shape, made there by
+# transformers: speed only) encoding and fine-tuning, against PyTorch encoding it.
+# Finishes within about 9.5 minutes (MEMESCOPE_GPU_CHECK_SECONDS): each step gets what is
+# left of that budget, and a step that would not fit is skipped, saying so.
 #
 #   scripts/gpu-check.sh                 build here (toolkit: scripts/cuda-toolkit.sh), then run
 #   scripts/gpu-check.sh --pack DIR      build here and put what a run needs into DIR
@@ -11,7 +17,8 @@
 #
 # DIR holds: bin.tar.xz (memescope and cuda-tests, tests/cuda.rs), axiom-train.json, MiniLM
 # (all-MiniLM-L6-v2/) with its weights rounded to f16 to halve their 87 MB
-# (MEMESCOPE_PACK_MODEL=f32 keeps them whole, 0 leaves the model out). At run time the CUDA
+# (MEMESCOPE_PACK_MODEL=f32 keeps them whole, 0 leaves the model out), and MPNet's config
+# and tokenizer without its 438 MB of weights (all-mpnet-base-v2/, where models/ has it). At run time the CUDA
 # libraries (cuBLAS, cuRAND, NVRTC, the runtime) come from DIR/lib, the toolkit in .cuda/,
 # /usr/local/cuda, or the Python packages of the machine (nvidia/cu13/lib), in that order.
 #
@@ -61,7 +68,8 @@ if [ "$mode" = pack ]; then
     0) ;;
     f32 | f16)
       mkdir -p "$dir/all-MiniLM-L6-v2"
-      cp models/all-MiniLM-L6-v2/{config.json,tokenizer.json} "$dir/all-MiniLM-L6-v2/"
+      cp models/all-MiniLM-L6-v2/{config.json,tokenizer.json,tokenizer_config.json,special_tokens_map.json,vocab.txt} \
+        "$dir/all-MiniLM-L6-v2/"
       if [ "${MEMESCOPE_PACK_MODEL:-f16}" = f16 ]; then
         python3 scripts/safetensors-f16.py models/all-MiniLM-L6-v2/model.safetensors \
           "$dir/all-MiniLM-L6-v2/model.safetensors"
@@ -71,6 +79,11 @@ if [ "$mode" = pack ]; then
       ;;
     *) say "MEMESCOPE_PACK_MODEL is 0, f16 or f32"; exit 64 ;;
   esac
+  if [ -f models/all-mpnet-base-v2/config.json ]; then
+    mkdir -p "$dir/all-mpnet-base-v2"
+    cp models/all-mpnet-base-v2/{config.json,tokenizer.json,tokenizer_config.json,special_tokens_map.json,vocab.txt} \
+      "$dir/all-mpnet-base-v2/"
+  fi
   du -sh "$dir"/* >&2
   say "packed into $dir; on the GPU machine: scripts/gpu-check.sh --prebuilt $dir"
   exit 0
@@ -96,11 +109,13 @@ if [ "$mode" = prebuilt ]; then
   bin=$unpacked/bin/memescope tests=$unpacked/bin/cuda-tests
   data=$dir/axiom-train.json
   model=$dir/all-MiniLM-L6-v2
+  mpnet_files=$dir/all-mpnet-base-v2
 else
   tests=$(build)
   bin=$(target_dir)/release/memescope
   data=../shared/data/axiom/train.json
   model=models/all-MiniLM-L6-v2
+  mpnet_files=models/all-mpnet-base-v2
 fi
 for f in "$bin" "$tests"; do
   [ -x "$f" ] || { say "$f is missing or not executable"; exit 1; }
@@ -161,7 +176,13 @@ step() {
 }
 
 work=$(mktemp -d)
-trap 'rm -rf "$work" ${unpacked:+"$unpacked"}' EXIT
+# MEMESCOPE_GPU_CHECK_LOGS=DIR keeps each step's output (JSON, text) there.
+keep_logs() {
+  [ -n "${MEMESCOPE_GPU_CHECK_LOGS:-}" ] || return 0
+  mkdir -p "$MEMESCOPE_GPU_CHECK_LOGS"
+  cp "$work"/*.json "$work"/*.txt "$MEMESCOPE_GPU_CHECK_LOGS"/ 2>/dev/null || true
+}
+trap 'keep_logs; rm -rf "$work" ${unpacked:+"$unpacked"}' EXIT
 
 # 1. tests/cuda.rs, one test at a time (they share the GPU and print their differences).
 export MEMESCOPE_MINILM=$model
@@ -188,11 +209,57 @@ bench() {
 }
 export bin data model work
 export -f train bench
+# 4. PyTorch on the same GPU work (where python3 has torch and transformers): encoding the
+# bench's texts, and epoch 1 of the fine-tuned config from the same initial weights and
+# batches (`bench --finetune-export`), the losses compared by the script.
+pytorch_encode() { # MODEL NAME
+  python3 scripts/bench_pytorch.py --device cuda --model "$1" --data "$data" --json |
+    tee "$work/pytorch-encode-$2.json"
+}
+finetune() {
+  "$bin" bench --config configs/axiom-text.toml --device cuda --finetune-export "$work/ft" \
+    --set "data.train=\"$data\"" --set "text_encoder.model=\"$model\"" \
+    --set "paths.cache=\"$work/cache\"" --json | tee "$work/finetune-memescope.json"
+  python3 scripts/bench_finetune_pytorch.py "$work/ft" --device cuda | tee "$work/finetune.txt"
+}
+# 5. A base-size encoder: all-mpnet-base-v2's shape with random weights (transformers makes
+# them here; the real 438 MB cannot travel to a machine without internet). Speed only:
+# encoding and a fine-tuning epoch (top 2 layers), in f32 and bf16, against PyTorch encoding.
+mpnet() {
+  mkdir -p "$work/mpnet" && cp "$mpnet_files"/* "$work/mpnet/"
+  python3 - "$work/mpnet" <<'PY'
+import sys, torch
+from transformers import MPNetConfig, MPNetModel
+torch.manual_seed(0)
+MPNetModel(MPNetConfig.from_json_file(sys.argv[1] + "/config.json")).save_pretrained(sys.argv[1])
+PY
+  for precision in f32 bf16; do
+    "$bin" bench --config configs/axiom-mpnet.toml --device cuda --epochs 2 --data "$data" \
+      --set "text_encoder.model=\"$work/mpnet\"" --set text_encoder.finetune_layers=2 \
+      --set train.encoder_lr=5e-5 --set "train.precision=\"$precision\"" --json |
+      tee "$work/bench-mpnet-$precision.json"
+  done
+  pytorch_encode "$work/mpnet" mpnet
+}
+export bin data model work mpnet_files
+export -f train bench pytorch_encode finetune mpnet
+have_torch() { python3 -c 'import torch, transformers, safetensors' 2>/dev/null; }
 if have_model; then
   step "train cuda" 60 120 train cuda f32
   step "train cuda bf16" 40 90 train cuda bf16
-  step "train cpu" 60 180 train cpu f32
   step "bench cuda" 45 90 bench cuda
+  if have_torch; then
+    step "pytorch encode" 30 60 pytorch_encode "$model" minilm
+    step "finetune vs pytorch" 40 90 finetune
+    if [ -f "$mpnet_files/config.json" ]; then
+      step "mpnet" 60 150 mpnet
+    else
+      say "SKIPPED mpnet: no $mpnet_files/config.json"
+    fi
+  else
+    say "SKIPPED the PyTorch comparisons: python3 lacks torch, transformers or safetensors"
+  fi
+  step "train cpu" 60 180 train cpu f32
   step "bench cpu" 60 150 bench cpu
 fi
 
@@ -210,19 +277,28 @@ field() { # FILE KEY
 }
 echo
 echo "== gpu-check summary ($((SECONDS - begin)) s)"
-for name in "cuda tests" "train cuda" "train cuda bf16" "train cpu" "bench cuda" "bench cpu"; do
-  printf '%-15s %s\n' "$name" "${results[$name]:-not run}"
+for name in "cuda tests" "train cuda" "train cuda bf16" "bench cuda" "pytorch encode" \
+  "finetune vs pytorch" "mpnet" "train cpu" "bench cpu"; do
+  printf '%-20s %s\n' "$name" "${results[$name]:-not run}"
 done
 for run in cuda-f32 cuda-bf16 cpu-f32; do
   printf 'train %-9s  epochs %s\n' "$run" "$(epochs "$(tail -1 "$work/run-$run.txt" 2>/dev/null)")"
 done
-for device in cuda cpu; do
-  printf 'bench %-4s  device %s, encode %s texts/s, head training %s samples/s, epoch %s s\n' \
-    "$device" "$(field "$work/bench-$device.json" device)" \
-    "$(field "$work/bench-$device.json" encode_texts_per_s)" \
-    "$(field "$work/bench-$device.json" train_samples_per_s)" \
-    "$(field "$work/bench-$device.json" epoch_seconds)"
+for run in cuda cpu mpnet-f32 mpnet-bf16; do
+  printf 'bench %-10s  device %s, encode %s texts/s, head training %s samples/s, epoch %s s\n' \
+    "$run" "$(field "$work/bench-$run.json" device)" \
+    "$(field "$work/bench-$run.json" encode_texts_per_s)" \
+    "$(field "$work/bench-$run.json" train_samples_per_s)" \
+    "$(field "$work/bench-$run.json" epoch_seconds)"
 done
+for name in minilm mpnet; do
+  printf 'pytorch encode %-6s  %s texts/s in file order, %s texts/s sorted by length\n' "$name" \
+    "$(field "$work/pytorch-encode-$name.json" file_order_texts_per_s)" \
+    "$(field "$work/pytorch-encode-$name.json" sorted_texts_per_s)"
+done
+if [ -f "$work/finetune.txt" ]; then
+  grep -E 'epoch, steps only|speed-up|loss:|tolerance' "$work/finetune.txt" || true
+fi
 # Fails when a step failed or timed out; a skipped step is reported above, not failed.
 for name in "${!results[@]}"; do
   case "${results[$name]}" in "exit 0 "* | skipped) ;; *) exit 1 ;; esac
