@@ -9,12 +9,14 @@ features; the targets), and the settings; then it runs that epoch with the real 
 writes its time and losses to DIR/memescope.json.
 
 This script builds the same model in PyTorch from DIR/initial.safetensors (every variable
-must be used, or it stops), runs the same batches in the same order with the same
-objective and optimiser (AdamW per learning-rate group, warmup-linear schedule, clipping
-by global norm) and dropout 0, and prints its epoch time (steps only: batch assembly,
-forward, backward, clipping, optimiser, as memescope counts them) and losses. With
-memescope.json present it prints both side by side: the speed ratio and the loss
-differences against a stated tolerance.
+must be used, or it stops): fine-tuned layers of BERT (model_type "bert": BERT, MiniLM) or
+of MPNet (all-mpnet-base-v2: the same block under other names, plus the relative position
+bias, a trained variable the layers share), mean pooling. It runs the same batches in the
+same order with the same objective and optimiser (AdamW per learning-rate group,
+warmup-linear schedule, clipping by global norm) and dropout 0, and prints its epoch time
+(steps only: batch assembly, forward, backward, clipping, optimiser, as memescope counts
+them) and losses. With memescope.json present it prints both side by side: the speed ratio
+and the loss differences against a stated tolerance.
 
 Tolerance: the two sides compute the same f32 function with different kernels, so sums run
 in different orders and round differently (about 1e-7 relative per operation), and AdamW
@@ -38,6 +40,13 @@ Run (from the repository root):
     $CARGO_TARGET_DIR/release/memescope bench --config configs/axiom-text.toml \\
         --finetune-export /tmp/ft-epoch
     /work/venv-torch/bin/python scripts/bench_finetune_pytorch.py /tmp/ft-epoch
+
+MPNet (the model files in models/all-mpnet-base-v2; --limit N takes the first N records):
+
+    $CARGO_TARGET_DIR/release/memescope bench --config configs/axiom-mpnet.toml \\
+        --set text_encoder.finetune_layers=2 --set train.encoder_lr=5e-5 \\
+        --finetune-export /tmp/ft-mpnet
+    /work/venv-torch/bin/python scripts/bench_finetune_pytorch.py /tmp/ft-mpnet
 """
 
 import argparse
@@ -96,7 +105,40 @@ def dense(x, w, prefix, bias=True):
 # --- the fine-tuned text-encoder layers (model::text_top, encoders::transformer_layer) ---
 
 
-def bert_layer(x, bias, w, prefix, encoder):
+# Where each implemented model_type keeps a layer's tensors (encoders::transformer_layer::
+# LayerNames of bert.rs and mpnet.rs): query, key, value, attention output, attention norm,
+# intermediate, output, output norm.
+LAYER_NAMES = {
+    "bert": (
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        "attention.output.LayerNorm",
+        "intermediate.dense",
+        "output.dense",
+        "output.LayerNorm",
+    ),
+    "mpnet": (
+        "attention.attn.q",
+        "attention.attn.k",
+        "attention.attn.v",
+        "attention.attn.o",
+        "attention.LayerNorm",
+        "intermediate.dense",
+        "output.dense",
+        "output.LayerNorm",
+    ),
+}
+# MPNet's relative distances beyond this share the last bucket (encoders::mpnet::MAX_DISTANCE).
+MPNET_MAX_DISTANCE = 128
+
+
+def transformer_layer(x, bias, w, prefix, encoder, names):
+    """BERT's post-norm block, which MPNet shares; `bias` is added to the attention scores."""
+    query, key, value, attention_output, attention_norm, intermediate, output, output_norm = (
+        prefix + name + "." for name in names
+    )
     batch, seq, hidden = x.shape
     heads = encoder["num_attention_heads"]
     eps = encoder.get("layer_norm_eps", 1e-12)
@@ -105,33 +147,66 @@ def bert_layer(x, bias, w, prefix, encoder):
     def split(t):
         return t.view(batch, seq, heads, head_dim).transpose(1, 2)
 
-    q = split(dense(x, w, prefix + "attention.self.query."))
-    k = split(dense(x, w, prefix + "attention.self.key."))
-    v = split(dense(x, w, prefix + "attention.self.value."))
+    q = split(dense(x, w, query))
+    k = split(dense(x, w, key))
+    v = split(dense(x, w, value))
     scores = q @ k.transpose(-1, -2) * (1.0 / math.sqrt(head_dim)) + bias
     context = (torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(batch, seq, hidden)
-    projected = dense(context, w, prefix + "attention.output.dense.")
-    attended = layer_norm(projected + x, w, prefix + "attention.output.LayerNorm.", eps)
+    projected = dense(context, w, attention_output)
+    attended = layer_norm(projected + x, w, attention_norm, eps)
     act = encoder.get("hidden_act", "gelu")
-    inner = dense(attended, w, prefix + "intermediate.dense.")
+    inner = dense(attended, w, intermediate)
     inner = {"gelu": F.gelu, "relu": F.relu}.get(act, lambda t: F.gelu(t, approximate="tanh"))(
         inner
     )
-    out = dense(inner, w, prefix + "output.dense.")
-    return layer_norm(out + attended, w, prefix + "output.LayerNorm.", eps)
+    out = dense(inner, w, output)
+    return layer_norm(out + attended, w, output_norm, eps)
+
+
+def mpnet_position_bias(seq, w, encoder, device):
+    """`(1, heads, seq, seq)`: MPNet's relative position bias (encoders::mpnet), a trained
+    variable the fine-tuned layers share; the buckets as Hugging Face's
+    `MPNetEncoder.relative_position_bucket` computes them."""
+    buckets = encoder.get("relative_attention_num_buckets", 32)
+    positions = torch.arange(seq, device=device)
+    n = -(positions.view(1, -1) - positions.view(-1, 1))  # key - query, negated
+    half = buckets // 2
+    max_exact = half // 2
+    direction = (n < 0).to(torch.long) * half
+    distance = n.abs()
+    # In f32, as PyTorch's Hugging Face code and memescope compute it.
+    scaled = (
+        torch.log(distance.float() / max_exact)
+        / math.log(MPNET_MAX_DISTANCE / max_exact)
+        * (half - max_exact)
+    ).to(torch.long)
+    far = torch.clamp(max_exact + scaled, max=half - 1)
+    index = direction + torch.where(distance < max_exact, distance, far)
+    table = w("text_top.relative_attention_bias.weight")  # (buckets, heads)
+    return F.embedding(index, table).permute(2, 0, 1).unsqueeze(0)
 
 
 def text_stream(states, mask, w, hp):
     """`(batch, exposed, hidden)`: the fine-tuned layers' input and outputs, mean-pooled."""
     settings = hp["config"]["text_encoder"]
+    encoder = hp["encoder_config"]
     if settings["pooling"] != "mean":
         sys.exit(f"this reference implements mean pooling, the config has {settings['pooling']}")
-    if hp["encoder_config"].get("model_type", "bert") not in ("bert",):
-        sys.exit("this reference implements BERT-family layers (MiniLM, BERT)")
+    model_type = encoder.get("model_type", "bert")
+    if model_type not in LAYER_NAMES:
+        sys.exit(f"this reference implements BERT and MPNet layers, not model_type {model_type}")
     bias = ((mask.to(states.dtype) - 1.0) * -MASKED_SCORE).view(mask.shape[0], 1, 1, -1)
+    if model_type == "mpnet":
+        # Computed once per forward pass and added in every layer, as memescope and Hugging
+        # Face do.
+        bias = mpnet_position_bias(states.shape[1], w, encoder, states.device) + bias
     hidden = [states]
     for i in range(settings["finetune_layers"]):
-        hidden.append(bert_layer(hidden[-1], bias, w, f"text_top.{i}.", hp["encoder_config"]))
+        hidden.append(
+            transformer_layer(
+                hidden[-1], bias, w, f"text_top.{i}.", encoder, LAYER_NAMES[model_type]
+            )
+        )
     weights = mask.to(states.dtype).unsqueeze(-1)
     pooled = [(h * weights).sum(1) / weights.sum(1) for h in hidden[-settings["layers"] :]]
     return torch.stack(pooled, 1)
