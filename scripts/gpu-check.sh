@@ -124,7 +124,7 @@ done
 # --- The CUDA libraries the binary was linked against (never the toolkit's lib/stubs:
 # libcuda.so.1 must be the driver's).
 missing() { ldd "$bin" "$tests" 2>/dev/null | awk '/not found/ {print $1}' | sort -u; }
-candidates=("${dir:+$dir/lib}" "$(ls -d "$repo"/.cuda/venv-*/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -1)" /usr/local/cuda/lib64)
+candidates=("${dir:+$dir/lib}" "$(ls -d "$repo"/.cuda/venv-*/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -1 || true)" /usr/local/cuda/lib64)
 for python in python3 /opt/torch/.venv/bin/python3; do
   command -v "$python" >/dev/null 2>&1 || continue
   while read -r lib; do candidates+=("$lib"); done < <("$python" - <<'PY' 2>/dev/null || true

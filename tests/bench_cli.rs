@@ -92,17 +92,27 @@ fn bench_on_cuda_without_the_cuda_build_says_how_to_get_it() {
          [model]\nfusion_dim = 16\nheads = 2\nexperts = 2\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_memescope"))
-        .current_dir(dir.path())
-        .args(["bench", "--device", "cuda", "--config"])
-        .arg(&config)
-        .arg("--data")
-        .arg(&records)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "bench ran without CUDA: {stderr}");
+    let bench = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_memescope"))
+            .current_dir(dir.path())
+            .args(["bench", "--config"])
+            .arg(&config)
+            .arg("--data")
+            .arg(&records)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "bench ran: {args:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = bench(&["--device", "cuda"]);
     assert!(stderr.contains("--features cuda"), "{stderr}");
+    // bf16 is checked against the device asked for on the command line, not the config's
+    // (CPU) one: the refusal is the missing CUDA build, not "bf16 needs CUDA".
+    let stderr = bench(&["--device", "cuda", "--set", "train.precision=\"bf16\""]);
+    assert!(stderr.contains("--features cuda"), "{stderr}");
+    let stderr = bench(&["--device", "cpu", "--set", "train.precision=\"bf16\""]);
+    assert!(stderr.contains("is mixed precision for CUDA"), "{stderr}");
 }
 
 /// `bench --finetune-export DIR --json`: the epoch's files land in DIR, and the report on

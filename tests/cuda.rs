@@ -56,7 +56,11 @@ fn device_names_select_the_gpu() {
     assert!(format!("{error:#}").contains("cuda:4096"), "{error:#}");
 
     // The config key that the trainer reads.
-    let config = Config::from_toml_str("[train]\ndevice = \"cuda:0\"\n").unwrap();
+    let config = Config::from_toml_str(
+        "[data]\nformat = \"axiom\"\ntrain = \"train.json\"\n[text_encoder]\nmodel = \"unused\"\n\
+         [train]\ndevice = \"cuda:0\"\n",
+    )
+    .unwrap();
     assert!(select_device(&config.train.device).unwrap().is_cuda());
 }
 

@@ -303,11 +303,14 @@ pub fn main() -> Result<ExitCode> {
             } => {
                 let options =
                     crate::bench::BenchOptions { data, limit, epochs, sweep, dump_embeddings };
-                // The benchmark is synchronous and CPU-bound: keep it off the async workers.
-                let mut config = config.load()?;
+                // `--device` is one more override, checked with the others (bf16 needs CUDA).
+                let mut config = config;
                 if let Some(device) = device {
-                    config.train.device = device;
+                    let device = crate::config::Assignment::new("train.device", device);
+                    config.overrides.push(device.to_string());
                 }
+                let config = config.load()?;
+                // The benchmark is synchronous and CPU-bound: keep it off the async workers.
                 let job = move || match finetune_export {
                     Some(dir) => bench::finetune(config, &dir, limit, json),
                     None => bench::run(config, &options, json),
