@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use memescope::config::Pooling;
 use memescope::encoders::{resolve_model, TextEncoder, TextEncoderOptions};
-use memescope::events::VecSink;
+use memescope::events::{TrainEvent, VecSink};
 use memescope::features::TokenStates;
 use memescope::model::TextTop;
 use memescope::testing::{write_tiny_bert, write_tiny_mpnet, TINY_LAYERS};
@@ -114,8 +114,25 @@ fn fine_tuning_the_top_layer_learns_and_eval_reproduces_the_report() {
     config.text_encoder.finetune_layers = 1;
     config.train.encoder_lr = 1e-3;
 
-    let summary =
-        train::run(config.clone(), &mut VecSink::default(), &StopFlag::default()).unwrap();
+    let mut events = VecSink::default();
+    let summary = train::run(config.clone(), &mut events, &StopFlag::default()).unwrap();
+    // Each step says how many samples its batch held (length buckets make short batches
+    // anywhere in the epoch): an epoch's steps add up to the training set.
+    let train_samples = events.0.iter().find_map(|e| match e {
+        TrainEvent::RunStarted(info) => Some(info.train_samples),
+        _ => None,
+    });
+    let mut per_epoch = std::collections::BTreeMap::<usize, usize>::new();
+    for event in &events.0 {
+        if let TrainEvent::Step(step) = event {
+            assert!((1..=config.train.batch_size).contains(&step.samples), "{step:?}");
+            *per_epoch.entry(step.epoch).or_default() += step.samples;
+        }
+    }
+    assert!(!per_epoch.is_empty());
+    for (epoch, samples) in per_epoch {
+        assert_eq!(Some(samples), train_samples, "epoch {epoch}");
+    }
     assert!(
         summary.macro_f1 >= 0.9,
         "macro-F1 {:.3} on a learnable synthetic set (weighted {:.3})",

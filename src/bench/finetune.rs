@@ -188,13 +188,18 @@ pub fn export_finetune(config: Config, dir: &Path, limit: Option<usize>) -> Resu
     if timing.steps.len() != steps {
         bail!("the trainer ran {} steps, the exported epoch has {steps}", timing.steps.len());
     }
-    // Each step's time is its batch size over its rate (batches are not all full: the
-    // length buckets put the short one anywhere in the epoch).
-    let epoch_step_seconds = order
-        .iter()
-        .zip(&timing.steps)
-        .map(|(b, s)| b.len() as f64 / s.samples_per_second.max(1e-9))
-        .sum();
+    let mismatch = order.iter().zip(&timing.steps).find(|(b, s)| b.len() != s.samples);
+    if let Some((exported, step)) = mismatch {
+        bail!(
+            "step {}: the trainer's batch has {} samples, the exported one {}",
+            step.global_step,
+            step.samples,
+            exported.len()
+        );
+    }
+    // Each step's time is its batch size over its rate.
+    let epoch_step_seconds =
+        timing.steps.iter().map(|s| s.samples as f64 / s.samples_per_second.max(1e-9)).sum();
     let report = FinetuneReport {
         dir: dir.to_path_buf(),
         train_samples: timing.train_samples,

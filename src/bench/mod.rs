@@ -260,8 +260,6 @@ struct RunTiming {
 /// Collects the timing-relevant events of a run as it happens.
 struct TimingSink {
     started: Instant,
-    batch_size: usize,
-    steps_per_epoch: usize,
     timing: RunTiming,
 }
 
@@ -271,20 +269,12 @@ impl EventSink for TimingSink {
         match event {
             TrainEvent::RunStarted(info) => {
                 timing.train_samples = info.train_samples;
-                self.steps_per_epoch = info.steps_per_epoch;
                 timing.prepare_seconds = self.started.elapsed().as_secs_f64();
                 timing.cpu_at_start = cpu_seconds().unwrap_or(0.0);
             }
             TrainEvent::Step(step) => {
-                // Batches are full except the last of each epoch (see train::batches).
-                let position = (step.global_step - 1) % self.steps_per_epoch.max(1);
-                let samples = if position + 1 == self.steps_per_epoch {
-                    timing.train_samples - position * self.batch_size
-                } else {
-                    self.batch_size
-                };
-                timing.step_samples += samples;
-                timing.step_seconds += samples as f64 / step.samples_per_second.max(1e-9);
+                timing.step_samples += step.samples;
+                timing.step_seconds += step.samples as f64 / step.samples_per_second.max(1e-9);
                 timing.steps.push(step.clone());
                 timing.cpu_to_last_step = cpu_seconds().unwrap_or(0.0) - timing.cpu_at_start;
             }
@@ -302,8 +292,6 @@ impl EventSink for TimingSink {
 fn time_run(config: &Config) -> Result<RunTiming> {
     let mut sink = TimingSink {
         started: Instant::now(),
-        batch_size: config.train.batch_size,
-        steps_per_epoch: 0,
         timing: RunTiming::default(),
     };
     if let Err(error) = crate::train::run(config.clone(), &mut sink, &StopFlag::default()) {

@@ -87,6 +87,9 @@ pub struct StepRecord {
     /// Its parts by name: `classification`, `contrastive_text_image`, `load_balance`, ...
     pub components: BTreeMap<String, f32>,
     pub lr: f64,
+    /// The step's batch: the last of an epoch, or of a length bucket, can be short.
+    #[serde(default)]
+    pub samples: usize,
     pub samples_per_second: f64,
     /// Memory in use on the GPU the run trains on, after the step; `None` on the CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]

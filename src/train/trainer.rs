@@ -173,6 +173,7 @@ impl Trainer<'_> {
             loss,
             components,
             lr,
+            samples: indices.len(),
             samples_per_second: indices.len() as f64
                 / step_started.elapsed().as_secs_f64().max(1e-9),
             device_memory: memory_in_use(self.device),

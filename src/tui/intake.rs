@@ -92,6 +92,7 @@ mod tests {
             loss: 1.0,
             components: Default::default(),
             lr: 1e-3,
+            samples: 32,
             samples_per_second: 100.0,
             device_memory: None,
         })

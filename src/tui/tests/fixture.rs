@@ -120,6 +120,7 @@ fn step(epoch: usize, global_step: usize) -> TrainEvent {
         ]),
         // Decays linearly to 2.5e-5 at the last step (40).
         lr: 1e-3 * (41 - global_step) as f64 / 40.0,
+        samples: 32,
         samples_per_second: 512.0,
         device_memory: None,
     })
