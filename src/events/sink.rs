@@ -21,14 +21,49 @@ pub struct JsonlSink {
 }
 
 impl JsonlSink {
+    /// Opens `path` for appending. A run killed while writing a line leaves that line
+    /// unfinished: it is cut off (and said in the log) before anything is appended, so that
+    /// a resumed run's first event starts a line of its own instead of joining it.
     pub fn append(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .with_context(|| format!("opening event log {}", path.display()))?;
+        let cut = drop_unfinished_line(&mut file)
+            .with_context(|| format!("repairing event log {}", path.display()))?;
+        if cut > 0 {
+            tracing::warn!(
+                "{}: dropped an unfinished last line ({cut} bytes) left by an interrupted run",
+                path.display()
+            );
+        }
         Ok(Self { path: path.to_path_buf(), file })
     }
+}
+
+/// Truncates `file` after its last newline; returns how many bytes that removed.
+fn drop_unfinished_line(file: &mut File) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let window = &mut chunk[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(window)?;
+        if let Some(newline) = window.iter().rposition(|&b| b == b'\n') {
+            end = start + newline as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end < len {
+        file.set_len(end)?;
+    }
+    Ok(len - end)
 }
 
 /// One line of `events.jsonl`: the event, and the wall-clock time it was written (RFC 3339,
@@ -128,5 +163,27 @@ mod tests {
         let age = chrono::Local::now().signed_duration_since(parsed);
         assert!(age.num_seconds().abs() < 60, "{time}");
         assert_eq!(logged[1].event, failed("new"));
+    }
+
+    #[test]
+    fn appending_after_an_interrupted_write_drops_the_unfinished_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let whole = "{\"event\":\"failed\",\"message\":\"kept\"}\n";
+        // Longer than one 64 KiB read window, so that the search for the last newline
+        // crosses windows.
+        let unfinished = format!("{{\"event\":\"stage\",\"name\":\"{}", "x".repeat(70_000));
+        std::fs::write(&path, format!("{whole}{unfinished}")).unwrap();
+        let mut sink = JsonlSink::append(&path).unwrap();
+        sink.emit(&failed("resumed")).unwrap();
+        assert_eq!(read_events(&path).unwrap(), [failed("kept"), failed("resumed")]);
+
+        // A log that ends with its newline is left whole; one with no newline at all empties.
+        let mut sink = JsonlSink::append(&path).unwrap();
+        sink.emit(&failed("again")).unwrap();
+        assert_eq!(read_events(&path).unwrap().len(), 3);
+        std::fs::write(&path, "{\"event\":\"fai").unwrap();
+        JsonlSink::append(&path).unwrap().emit(&failed("first")).unwrap();
+        assert_eq!(read_events(&path).unwrap(), [failed("first")]);
     }
 }
