@@ -290,10 +290,7 @@ impl EventSink for TimingSink {
 }
 
 fn time_run(config: &Config) -> Result<RunTiming> {
-    let mut sink = TimingSink {
-        started: Instant::now(),
-        timing: RunTiming::default(),
-    };
+    let mut sink = TimingSink { started: Instant::now(), timing: RunTiming::default() };
     if let Err(error) = crate::train::run(config.clone(), &mut sink, &StopFlag::default()) {
         sink.timing.failure.get_or_insert_with(|| format!("{error:#}"));
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Var};
+use candle_core::{DType, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 
 use super::adamw::FusedAdamW;
@@ -114,13 +114,21 @@ pub fn clip_gradients(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Res
     if max_norm <= 0.0 {
         return Ok(());
     }
-    let mut total = 0.0f64;
+    // Each gradient's sum of squares in f32, added up in f64 in variable order, where the
+    // gradients are: one read back to the host per step (on a GPU, one wait for the
+    // step's kernels), not one per variable.
+    let mut total: Option<Tensor> = None;
     for var in vars {
         if let Some(grad) = grads.get(var) {
-            total += f64::from(grad.sqr()?.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+            let squares = grad.sqr()?.sum_all()?.to_dtype(DType::F32)?.to_dtype(DType::F64)?;
+            total = Some(match total {
+                Some(total) => (total + squares)?,
+                None => squares,
+            });
         }
     }
-    let norm = total.sqrt();
+    let Some(total) = total else { return Ok(()) };
+    let norm = total.to_scalar::<f64>()?.sqrt();
     if norm > max_norm {
         let scale = max_norm / (norm + 1e-6);
         for var in vars {
@@ -135,6 +143,41 @@ pub fn clip_gradients(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The global norm is every gradient's sum of squares (f32) added in f64; above
+    /// `max_norm` every gradient is scaled by `max_norm / (norm + 1e-6)`, below it none is.
+    #[test]
+    fn gradients_are_scaled_to_the_global_norm() -> Result<()> {
+        let device = candle_core::Device::Cpu;
+        let vars = [
+            Var::from_tensor(&Tensor::new(&[3f32, 4.0], &device)?)?,
+            Var::from_tensor(&Tensor::new(&[[1f32, 2.0], [2.0, 4.0]], &device)?)?,
+            Var::from_tensor(&Tensor::new(&[7f32], &device)?)?,
+        ];
+        // Gradients 2·x of the first two; the third takes no part in the loss.
+        let loss =
+            (vars[0].as_tensor().sqr()?.sum_all()? + vars[1].as_tensor().sqr()?.sum_all()?)?;
+        let values = |grads: &GradStore, var: &Var| -> Result<Vec<f32>> {
+            Ok(grads.get(var).expect("a gradient").flatten_all()?.to_vec1()?)
+        };
+        let norm = (4.0f64 * (9.0 + 16.0 + 1.0 + 4.0 + 4.0 + 16.0)).sqrt(); // √200
+        let mut grads = loss.backward()?;
+        clip_gradients(&mut grads, &vars, 20.0)?;
+        assert_eq!(values(&grads, &vars[0])?, [6.0, 8.0], "under the limit: unchanged");
+        let mut grads = loss.backward()?;
+        clip_gradients(&mut grads, &vars, 1.0)?;
+        let scale = 1.0 / (norm + 1e-6);
+        let expected: Vec<f32> = [6f64, 8.0].iter().map(|g| (g * scale) as f32).collect();
+        assert_eq!(values(&grads, &vars[0])?, expected);
+        let clipped: f64 = [&vars[0], &vars[1]]
+            .iter()
+            .flat_map(|v| values(&grads, v).unwrap())
+            .map(|g| f64::from(g) * f64::from(g))
+            .sum();
+        assert!((clipped.sqrt() - 1.0).abs() < 1e-5, "{}", clipped.sqrt());
+        assert!(grads.get(&vars[2]).is_none());
+        Ok(())
+    }
 
     #[test]
     fn each_variable_trains_at_its_groups_rate() {
