@@ -90,27 +90,41 @@ impl Optimizer for FusedAdamW {
 
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step_t += 1;
-        let p = &self.params;
-        let scale_m = 1.0 / (1.0 - p.beta1.powi(self.step_t as i32));
-        let scale_v = 1.0 / (1.0 - p.beta2.powi(self.step_t as i32));
+        let step = Step::new(&self.params, self.step_t);
         for moments in &mut self.host {
             if let Some(grad) = grads.get(&moments.var) {
-                moments.step(grad, p, scale_m, scale_v)?;
+                moments.step(grad, &step)?;
             }
         }
         for group in &mut self.groups {
-            group.step(grads, p, scale_m, scale_v)?;
+            group.step(grads, &step)?;
         }
         Ok(())
     }
 }
 
+/// Step `t`'s settings: the hyper-parameters and the moments' bias corrections.
+struct Step<'a> {
+    p: &'a ParamsAdamW,
+    scale_m: f64,
+    scale_v: f64,
+}
+
+impl<'a> Step<'a> {
+    fn new(p: &'a ParamsAdamW, t: usize) -> Self {
+        let scale_m = 1.0 / (1.0 - p.beta1.powi(t as i32));
+        let scale_v = 1.0 / (1.0 - p.beta2.powi(t as i32));
+        Self { p, scale_m, scale_v }
+    }
+}
+
 impl HostMoments {
     /// The fused update of one f32 CPU parameter.
-    fn step(&mut self, grad: &Tensor, p: &ParamsAdamW, scale_m: f64, scale_v: f64) -> Result<()> {
+    fn step(&mut self, grad: &Tensor, step: &Step) -> Result<()> {
+        let p = step.p;
         let (beta1, beta2) = (p.beta1 as f32, p.beta2 as f32);
         let decay = (1.0 - p.lr * p.weight_decay) as f32;
-        let (scale_m, scale_v) = (scale_m as f32, scale_v as f32);
+        let (scale_m, scale_v) = (step.scale_m as f32, step.scale_v as f32);
         let (lr, eps) = (p.lr as f32, p.eps as f32);
         let grad = grad.flatten_all()?.to_vec1::<f32>()?;
         let mut theta = self.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
@@ -141,33 +155,33 @@ impl FlatGroup {
         Ok(Self { vars, offsets, second: first.clone(), first })
     }
 
-    /// `(first, second)` of member `i`, shaped like its parameter.
-    fn member(&self, i: usize) -> Result<(Tensor, Tensor)> {
-        let (offset, var) = (self.offsets[i], &self.vars[i]);
-        let view = |t: &Tensor| t.narrow(0, offset, var.elem_count())?.reshape(var.shape());
-        Ok((view(&self.first)?, view(&self.second)?))
+    /// Member `i`'s part of the end-to-end vector `t`, shaped like its parameter.
+    fn part(&self, t: &Tensor, i: usize) -> Result<Tensor> {
+        let var = &self.vars[i];
+        t.narrow(0, self.offsets[i], var.elem_count())?.reshape(var.shape())
     }
 
-    fn step(
-        &mut self,
-        grads: &GradStore,
-        p: &ParamsAdamW,
-        scale_m: f64,
-        scale_v: f64,
-    ) -> Result<()> {
-        let flat = |t: &Tensor| t.flatten_all();
+    /// `(first, second)` of member `i`, shaped like its parameter.
+    fn member(&self, i: usize) -> Result<(Tensor, Tensor)> {
+        Ok((self.part(&self.first, i)?, self.part(&self.second, i)?))
+    }
+
+    fn step(&mut self, grads: &GradStore, step: &Step) -> Result<()> {
         let all: Option<Vec<&Tensor>> = self.vars.iter().map(|var| grads.get(var)).collect();
         let Some(all) = all else {
-            return self.step_each(grads, p, scale_m, scale_v);
+            return self.step_each(grads, step);
         };
-        let grad = Tensor::cat(&all.into_iter().map(flat).collect::<Result<Vec<_>>>()?, 0)?;
-        let theta =
-            self.vars.iter().map(|var| flat(var.as_tensor())).collect::<Result<Vec<_>>>()?;
-        let theta = Tensor::cat(&theta, 0)?;
-        let (first, second, next) =
-            update(&theta, &grad, &self.first, &self.second, p, scale_m, scale_v)?;
-        for (var, &offset) in self.vars.iter().zip(&self.offsets) {
-            var.set(&next.narrow(0, offset, var.elem_count())?.reshape(var.shape())?)?;
+        let end_to_end = |tensors: Vec<&Tensor>| -> Result<Tensor> {
+            Tensor::cat(
+                &tensors.into_iter().map(Tensor::flatten_all).collect::<Result<Vec<_>>>()?,
+                0,
+            )
+        };
+        let grad = end_to_end(all)?;
+        let theta = end_to_end(self.vars.iter().map(|var| var.as_tensor()).collect())?;
+        let (first, second, next) = update(&theta, &grad, &self.first, &self.second, step)?;
+        for (i, var) in self.vars.iter().enumerate() {
+            var.set(&self.part(&next, i)?)?;
         }
         (self.first, self.second) = (first, second);
         Ok(())
@@ -175,21 +189,14 @@ impl FlatGroup {
 
     /// A step where some parameter has no gradient (it took no part in the loss): each
     /// parameter on its own, the ones without a gradient left as they are, as candle does.
-    fn step_each(
-        &mut self,
-        grads: &GradStore,
-        p: &ParamsAdamW,
-        scale_m: f64,
-        scale_v: f64,
-    ) -> Result<()> {
+    fn step_each(&mut self, grads: &GradStore, step: &Step) -> Result<()> {
         let (mut firsts, mut seconds) = (Vec::new(), Vec::new());
         for (i, var) in self.vars.iter().enumerate() {
             let (first, second) = self.member(i)?;
             let (first, second) = match grads.get(var) {
                 Some(grad) => {
                     let theta = var.as_tensor();
-                    let (first, second, next) =
-                        update(theta, grad, &first, &second, p, scale_m, scale_v)?;
+                    let (first, second, next) = update(theta, grad, &first, &second, step)?;
                     var.set(&next)?;
                     (first, second)
                 }
@@ -210,10 +217,9 @@ fn update(
     grad: &Tensor,
     first: &Tensor,
     second: &Tensor,
-    p: &ParamsAdamW,
-    scale_m: f64,
-    scale_v: f64,
+    step: &Step,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    let Step { p, scale_m, scale_v } = *step;
     let m = ((first * p.beta1)? + (grad * (1.0 - p.beta1))?)?;
     let v = ((second * p.beta2)? + (grad.sqr()? * (1.0 - p.beta2))?)?;
     let next = (theta * (1.0 - p.lr * p.weight_decay))?;
