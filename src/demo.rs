@@ -49,10 +49,8 @@ pub fn unpack(dir: &Path) -> Result<PathBuf> {
         let parent = path.parent().expect("a file under dir");
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
-        // Through a temporary name: two first runs at once never see half a file.
-        let partial = path.with_extension(format!("partial-{}", std::process::id()));
-        std::fs::write(&partial, &contents)
-            .and_then(|()| std::fs::rename(&partial, &path))
+        // Two first runs at once never see half a file.
+        crate::atomic_file::write_atomic(&path, &contents)
             .with_context(|| format!("unpacking the demo into {}", path.display()))?;
     }
     Ok(dir.join(CONFIG))

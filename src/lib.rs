@@ -15,6 +15,7 @@
 //! each run's log. No module imports from a layer above it. `testing` (test checkpoint
 //! builders) exists only in test builds and with the `testing` feature.
 
+pub mod atomic_file;
 pub mod bench;
 pub mod cache;
 pub mod cli;

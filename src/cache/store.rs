@@ -102,20 +102,12 @@ fn write_entry(path: &Path, key: &CacheKey, tensor: &Tensor) -> Result<()> {
         ("sha256".to_string(), digest(&bytes)),
     ]);
     let view = TensorView::new(Dtype::F32, tensor.dims().to_vec(), &bytes)?;
-    // Write to a temporary name and rename, so that an interrupted write never leaves a
-    // file under the entry's name. The name is this writer's own: runs of a sweep sharing
-    // the cache (processes here, or machines over a shared folder) may write the same
-    // entry at once, and each rename then puts a whole file in place.
-    let partial = path.with_extension(format!(
-        "partial-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    safetensors::serialize_to_file([(TENSOR_NAME, view)], Some(metadata), &partial)
-        .with_context(|| format!("writing cache entry {}", partial.display()))?;
-    std::fs::rename(&partial, path)
-        .with_context(|| format!("moving cache entry into place at {}", path.display()))?;
-    Ok(())
+    // An interrupted write never leaves a file under the entry's name, and runs of a sweep
+    // sharing the cache may write the same entry at once.
+    crate::atomic_file::replace_with(path, |partial| {
+        Ok(safetensors::serialize_to_file([(TENSOR_NAME, view)], Some(metadata), partial)?)
+    })
+    .with_context(|| format!("writing cache entry {}", path.display()))
 }
 
 fn read_entry(path: &Path, key: &CacheKey, rows: usize) -> Result<Tensor> {

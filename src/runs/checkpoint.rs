@@ -18,8 +18,8 @@ use candle_nn::VarMap;
 use safetensors::{SafeTensors, View};
 use sha2::{Digest, Sha256};
 
-use super::atomic::write_atomic;
 use super::report::TrainState;
+use crate::atomic_file::write_atomic;
 
 const STATE_KEY: &str = "memescope.state";
 const OPTIMIZER_STEP_KEY: &str = "memescope.optimizer_step";
@@ -173,7 +173,7 @@ fn digest<N: AsRef<str>, D: AsRef<[u8]>>(tensors: impl Iterator<Item = (N, D)>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runs::atomic::write_atomic_through;
+    use crate::atomic_file::write_atomic_through;
 
     fn model(seed: f32) -> VarMap {
         let varmap = VarMap::new();

@@ -136,7 +136,7 @@ impl RunDir {
 
     /// Writes the resolved configuration that reproduces the run.
     pub fn write_config(&self, config: &Config) -> Result<()> {
-        super::atomic::write_atomic(&self.config(), config.to_toml_string().as_bytes())
+        crate::atomic_file::write_atomic(&self.config(), config.to_toml_string().as_bytes())
     }
 
     /// The run's configuration, as it trained.

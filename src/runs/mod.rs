@@ -22,7 +22,6 @@
 //! `predict`, `watch`, `report` and the dashboard's Runs pane read it. Nothing else names
 //! its files. Runs from before `metrics.csv` and `predictions.jsonl` existed still open.
 
-mod atomic;
 mod checkpoint;
 mod dir;
 mod history;
@@ -31,7 +30,6 @@ mod predictions;
 mod provenance;
 mod report;
 
-pub use atomic::write_atomic;
 pub use checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, OptimizerState};
 pub use dir::{CvDir, RunDir};
 pub use history::EpochRow;

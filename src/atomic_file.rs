@@ -1,6 +1,9 @@
-//! The one way a run-directory file is replaced: write a temporary file next to it, flush
-//! it to the disk, then rename it over the old one. A reader (or a resume after a crash,
-//! `kill -9`, or a full disk) sees the old file or the new one, never half of one.
+//! The one way memescope replaces a file (a run directory's, a feature-cache entry, the
+//! unpacked demo): write a temporary file next to it, flush it to the disk, then rename it
+//! over the old one. A reader (or a resume after a crash, `kill -9`, or a full disk) sees
+//! the old file or the new one, never half of one. Each writer has a temporary of its own,
+//! so writers of the same file at once (runs of a sweep sharing a cache, on one machine or
+//! over a shared folder) each put a whole file in place.
 
 use std::fs::File;
 use std::io::Write;
@@ -21,15 +24,25 @@ pub(crate) fn write_atomic_through(
     bytes: &[u8],
     open: impl FnOnce(&Path) -> std::io::Result<File>,
 ) -> Result<()> {
-    let partial = partial_path(path);
-    let written = open(&partial).and_then(|mut file| {
+    replace_with(path, |partial| {
+        let mut file = open(partial)?;
         file.write_all(bytes)?;
+        Ok(())
+    })
+}
+
+/// Replaces `path` with the file `write` makes at the temporary path it is given (for
+/// writers that want a path, such as `safetensors::serialize_to_file`, which streams a
+/// large file instead of holding it in memory twice).
+pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let partial = partial_path(path);
+    let written = write(&partial)
         // Without it a crash soon after the rename can leave an empty file under the name.
-        file.sync_all()
-    });
+        .and_then(|()| Ok(File::open(&partial)?.sync_all()?))
+        .with_context(|| format!("writing {}", partial.display()));
     if let Err(error) = written {
         let _ = std::fs::remove_file(&partial);
-        return Err(error).with_context(|| format!("writing {}", partial.display()));
+        return Err(error);
     }
     if let Err(error) = std::fs::rename(&partial, path) {
         let _ = std::fs::remove_file(&partial);
@@ -38,11 +51,11 @@ pub(crate) fn write_atomic_through(
     Ok(())
 }
 
-/// `last.safetensors` → `last.safetensors.partial`: beside the file (a rename never crosses
-/// file systems) and never mistaken for it.
+/// `last.safetensors` → `last.safetensors.partial-PID-RANDOM`: beside the file (a rename
+/// never crosses file systems), never mistaken for it, and this writer's own.
 fn partial_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
+    name.push(format!(".partial-{}-{:08x}", std::process::id(), rand::random::<u32>()));
     path.with_file_name(name)
 }
 
@@ -72,9 +85,10 @@ mod tests {
         };
         let error = write_atomic_through(&path, &[7u8; 1 << 16], full).unwrap_err();
         let message = format!("{error:#}");
-        assert!(message.contains("last.safetensors.partial"), "{message}");
+        assert!(message.contains("last.safetensors.partial-"), "{message}");
         assert!(message.to_lowercase().contains("space"), "{message}");
         assert_eq!(std::fs::read(&path).unwrap(), b"the previous checkpoint");
-        assert!(!partial_path(&path).exists(), "the failed temporary is removed");
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 1, "the failed temporary is removed");
     }
 }
