@@ -397,3 +397,79 @@ fn cross_validation_selects_on_other_samples_than_it_scores() {
         );
     }
 }
+
+/// `memescope ensemble`: cross-validations averaged fold by fold from the held-out
+/// predictions their folds kept. A CV averaged with itself scores exactly as it did (the
+/// decisions, and for multi-label the thresholds chosen again on validation, are its own);
+/// two seeds average to what the held-out files give by hand; other folds are refused.
+#[test]
+fn cross_validations_average_into_an_ensemble() {
+    for format in ["axiom", "restore"] {
+        let (_dir, _data, mut config) = common::synthetic_run(format, 8, 21);
+        config.train.epochs = 4;
+        config.data.validation = None;
+        let cv = |config: &Config, fold_seed: u64| {
+            train::cross_validate(
+                config.clone(),
+                3,
+                fold_seed,
+                &mut |_, _| {},
+                &StopFlag::default(),
+            )
+            .unwrap()
+        };
+        let first = cv(&config, 5);
+        let mut reseeded = config.clone();
+        reseeded.train.seed += 1;
+        let second = cv(&reseeded, 5);
+        for fold in &first.folds {
+            assert!(fold.run_dir.join("held-out.jsonl").is_file(), "{format}");
+        }
+
+        let itself =
+            train::ensemble_cross_validations(&[first.dir.clone(), first.dir.clone()]).unwrap();
+        for (ensemble, own) in itself.folds.iter().zip(&first.folds) {
+            assert_eq!(ensemble.macro_f1, own.macro_f1, "{format} fold {}", own.fold);
+            assert_eq!(ensemble.weighted_f1, own.weighted_f1, "{format} fold {}", own.fold);
+            assert_eq!(ensemble.samples, own.val_samples);
+        }
+
+        let pair =
+            train::ensemble_cross_validations(&[first.dir.clone(), second.dir.clone()]).unwrap();
+        assert_eq!(pair.folds.len(), 3);
+        for (i, fold) in pair.folds.iter().enumerate() {
+            assert_eq!(fold.member_macro_f1, [first.folds[i].macro_f1, second.folds[i].macro_f1]);
+            assert!((0.0..=1.0).contains(&fold.macro_f1));
+        }
+        if format == "axiom" {
+            // By hand: the mean of the two members' probabilities, its most probable label.
+            for (i, fold) in pair.folds.iter().enumerate() {
+                let read = |summary: &train::CvSummary| {
+                    runs::read_predictions(&summary.folds[i].run_dir.join("held-out.jsonl"))
+                        .unwrap()
+                };
+                let (a, b) = (read(&first), read(&second));
+                let labels: Vec<String> = a[0].probabilities.keys().cloned().collect();
+                let mut truth = Vec::new();
+                let mut predicted = Vec::new();
+                for (a, b) in a.iter().zip(&b) {
+                    assert_eq!(a.sample_id, b.sample_id);
+                    let mean = |label: &String| a.probabilities[label] + b.probabilities[label];
+                    let best = labels.iter().max_by(|x, y| mean(x).total_cmp(&mean(y))).unwrap();
+                    predicted.push(labels.iter().position(|l| l == best).unwrap());
+                    truth.push(labels.iter().position(|l| *l == a.truth[0]).unwrap());
+                }
+                let metrics = memescope::metrics::single_label_metrics(&labels, &truth, &predicted);
+                assert!((metrics.macro_f1 - fold.macro_f1).abs() < 1e-9, "fold {}", i + 1);
+            }
+        }
+
+        // Other folds (another fold seed) hold other samples: refused, naming the file.
+        let other = cv(&config, 6);
+        let error =
+            train::ensemble_cross_validations(&[first.dir.clone(), other.dir.clone()]).unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains("must share"), "{message}");
+        assert!(message.contains("held-out.jsonl"), "{message}");
+    }
+}

@@ -3,6 +3,7 @@
 mod bench;
 mod cache;
 mod cv;
+mod ensemble;
 mod eval;
 mod predict;
 mod progress;
@@ -98,6 +99,18 @@ pub enum Command {
         /// Seed of the fold assignment (default: data.split_seed).
         #[arg(long)]
         seed: Option<u64>,
+    },
+    /// Average several cross-validations (`memescope cv` directories over the same data,
+    /// folds and seed; e.g. one setup on MiniLM and one on MPNet) fold by fold, from the
+    /// held-out predictions each fold kept, and score the averages: an ensemble's CV
+    /// without training again.
+    Ensemble {
+        /// Two or more `cv-*` directories.
+        #[arg(required = true, num_args = 2.., value_name = "CV_DIR")]
+        cv_dirs: Vec<PathBuf>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Measure encoder throughput, head-training speed and peak memory on this machine.
     Bench {
@@ -290,6 +303,7 @@ pub fn main() -> Result<ExitCode> {
             Command::Predict { run, images, json } => done(predict::run(&run, &images, json)),
             Command::Cache(args) => done(cache::run(&args.load()?)),
             Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed).await,
+            Command::Ensemble { cv_dirs, json } => done(ensemble::run(&cv_dirs, json)),
             Command::Bench {
                 config,
                 data,

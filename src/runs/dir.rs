@@ -22,6 +22,7 @@ const PROVENANCE: &str = "provenance.json";
 const LOG: &str = "run.log";
 const METRICS: &str = "metrics.csv";
 const PREDICTIONS: &str = "predictions.jsonl";
+const HELD_OUT: &str = "held-out.jsonl";
 /// Where archived runs go, under the runs directory (not a run: it has no event log).
 const ARCHIVE: &str = "archive";
 
@@ -114,6 +115,11 @@ impl RunDir {
     }
     pub fn predictions(&self) -> PathBuf {
         self.path.join(PREDICTIONS)
+    }
+    /// A cross-validation fold's predictions on its held-out part (best checkpoint): what
+    /// `memescope ensemble` averages across folds of different setups.
+    pub fn held_out_predictions(&self) -> PathBuf {
+        self.path.join(HELD_OUT)
     }
 
     pub fn provenance(&self) -> PathBuf {
@@ -209,7 +215,12 @@ impl CvDir {
 
     /// Creates the run directory of the 1-based `fold`.
     pub fn create_fold(&self, fold: usize) -> Result<RunDir> {
-        RunDir::open_new(&self.path.join(format!("fold-{fold}")))
+        RunDir::open_new(&self.fold(fold).path)
+    }
+
+    /// The run directory of fold `fold` (1-based).
+    pub fn fold(&self, fold: usize) -> RunDir {
+        RunDir::at(&self.path.join(format!("fold-{fold}")))
     }
 
     /// The summary over all folds.

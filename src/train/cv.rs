@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::data::{fold_train_indices, stratified_folds, stratified_split};
 use crate::events::TrainEvent;
 use crate::metrics::Metrics;
-use crate::runs::{write_json, CvDir, RunDir};
+use crate::runs::{write_json, write_predictions, CvDir, RunDir};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoldResult {
@@ -197,9 +197,12 @@ pub fn cross_validate(
 }
 
 /// The metrics of the fold's best checkpoint on its held-out samples, decided as `eval`
-/// decides (the thresholds chosen on validation, for multi-label data).
+/// decides (the thresholds chosen on validation, for multi-label data); each sample's
+/// prediction is kept in the fold's `held-out.jsonl`.
 fn score_held_out(run: &RunDir, held_out: &Split) -> Result<Metrics> {
-    load_trained_run(&run.path)?.score(held_out)
+    let evaluation = load_trained_run(&run.path)?.evaluate(held_out)?;
+    write_predictions(&run.held_out_predictions(), &evaluation.predictions)?;
+    Ok(evaluation.metrics)
 }
 
 #[cfg(test)]

@@ -1,0 +1,186 @@
+//! Ensembles of cross-validated setups, scored without training anything again: the
+//! held-out predictions (`held-out.jsonl`) that each fold of several `memescope cv` runs
+//! kept are averaged sample by sample, and each fold's average is scored as one model.
+//! The members may differ in anything (text encoder, head, seed) but must share the folds:
+//! the same data, fold count and fold seed, which each fold's sample ids check.
+//!
+//! Multi-label data: the decision thresholds are chosen again, as a run chooses them, on
+//! the members' averaged predictions for the fold's validation samples (each fold run's
+//! `predictions.jsonl`, its best epoch's), which the members share too (the same split).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::cv::{mean_std, CvSummary};
+use super::evaluate::{decide, score};
+use crate::data::LabelSpace;
+use crate::metrics::best_thresholds;
+use crate::runs::{read_json, read_predictions, CvDir, Prediction, Report, RunDir};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleSummary {
+    /// The cross-validation directories averaged, in the order given.
+    pub members: Vec<PathBuf>,
+    pub folds: Vec<EnsembleFold>,
+    pub macro_f1_mean: f64,
+    /// Sample standard deviation over folds.
+    pub macro_f1_std: f64,
+    pub weighted_f1_mean: f64,
+    pub weighted_f1_std: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleFold {
+    /// 1-based.
+    pub fold: usize,
+    /// Held-out samples scored.
+    pub samples: usize,
+    /// Each member's own held-out macro-F1 on this fold (from its `cv.json`).
+    pub member_macro_f1: Vec<f64>,
+    pub macro_f1: f64,
+    pub weighted_f1: f64,
+}
+
+/// Averages the cross-validations in `cv_dirs` fold by fold and scores the averages.
+pub fn ensemble_cross_validations(cv_dirs: &[PathBuf]) -> Result<EnsembleSummary> {
+    if cv_dirs.len() < 2 {
+        bail!("an ensemble needs at least two cross-validation directories");
+    }
+    let cvs: Vec<CvDir> = cv_dirs.iter().map(|path| CvDir { path: path.clone() }).collect();
+    let summaries =
+        cvs.iter().map(|cv| read_json::<CvSummary>(&cv.summary())).collect::<Result<Vec<_>>>()?;
+    let k = summaries[0].folds.len();
+    for (cv, summary) in cvs.iter().zip(&summaries) {
+        if summary.folds.len() != k {
+            bail!(
+                "{} has {} folds, {} has {k}: the cross-validations must share their folds",
+                cv.path.display(),
+                summary.folds.len(),
+                cvs[0].path.display()
+            );
+        }
+    }
+    let mut folds = Vec::with_capacity(k);
+    for fold in 1..=k {
+        let runs: Vec<RunDir> = cvs.iter().map(|cv| cv.fold(fold)).collect();
+        let (samples, macro_f1, weighted_f1) =
+            score_fold(&runs).with_context(|| format!("fold {fold}"))?;
+        folds.push(EnsembleFold {
+            fold,
+            samples,
+            member_macro_f1: summaries.iter().map(|s| s.folds[fold - 1].macro_f1).collect(),
+            macro_f1,
+            weighted_f1,
+        });
+    }
+    let (macro_f1_mean, macro_f1_std) =
+        mean_std(&folds.iter().map(|f| f.macro_f1).collect::<Vec<_>>());
+    let (weighted_f1_mean, weighted_f1_std) =
+        mean_std(&folds.iter().map(|f| f.weighted_f1).collect::<Vec<_>>());
+    Ok(EnsembleSummary {
+        members: cv_dirs.to_vec(),
+        folds,
+        macro_f1_mean,
+        macro_f1_std,
+        weighted_f1_mean,
+        weighted_f1_std,
+    })
+}
+
+/// The ensemble's held-out sample count, macro-F1 and weighted-F1 on one fold, whose run
+/// directories (one per member) are `runs`.
+fn score_fold(runs: &[RunDir]) -> Result<(usize, f64, f64)> {
+    let report = read_json::<Report>(&runs[0].report())?;
+    let space =
+        LabelSpace { name: report.dataset, labels: report.labels, multi_label: report.multi_label };
+    let held_out = member_predictions(runs, RunDir::held_out_predictions)?;
+    let (probabilities, truth) = average(&held_out, &space)?;
+    let thresholds = if space.multi_label {
+        let validation = member_predictions(runs, RunDir::predictions)?;
+        let (probabilities, truth) = average(&validation, &space)?;
+        let hot: Vec<Vec<bool>> = truth
+            .iter()
+            .map(|labels| (0..space.len()).map(|c| labels.contains(&c)).collect())
+            .collect();
+        Some(best_thresholds(&probabilities, &hot))
+    } else {
+        None
+    };
+    let predicted = decide(&probabilities, space.multi_label, thresholds.as_deref());
+    let metrics = score(&space, &truth, &predicted);
+    Ok((truth.len(), metrics.macro_f1, metrics.weighted_f1))
+}
+
+/// Each member's predictions from the file `which` names in its run, checked to be for the
+/// same samples in the same order.
+fn member_predictions(
+    runs: &[RunDir],
+    which: fn(&RunDir) -> PathBuf,
+) -> Result<Vec<Vec<Prediction>>> {
+    let members = runs
+        .iter()
+        .map(|run| {
+            let path = which(run);
+            if !path.is_file() {
+                bail!(
+                    "{} is missing: the fold kept no predictions there (`memescope cv` keeps \
+                     held-out predictions since this version; run it again)",
+                    path.display()
+                );
+            }
+            read_predictions(&path)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let ids = |predictions: &[Prediction]| -> Vec<String> {
+        predictions.iter().map(|p| p.sample_id.clone()).collect()
+    };
+    for (run, predictions) in runs.iter().zip(&members).skip(1) {
+        if ids(predictions) != ids(&members[0]) {
+            bail!(
+                "{} holds other samples than {}: the cross-validations must share data, \
+                 --folds and --seed",
+                which(run).display(),
+                which(&runs[0]).display()
+            );
+        }
+    }
+    Ok(members)
+}
+
+/// Per sample: the members' mean probability of each label (in `space`'s order), and the
+/// true labels' indices.
+fn average(members: &[Vec<Prediction>], space: &LabelSpace) -> Result<AveragedPredictions> {
+    let index = |label: &str, sample_id: &str| -> Result<usize> {
+        space.labels.iter().position(|l| l == label).with_context(|| {
+            format!("sample {sample_id}: label `{label}` is not one of the run's labels")
+        })
+    };
+    let mut probabilities = vec![vec![0f64; space.len()]; members[0].len()];
+    for predictions in members {
+        for (row, prediction) in probabilities.iter_mut().zip(predictions) {
+            if prediction.probabilities.len() != space.len() {
+                bail!(
+                    "sample {}: {} probabilities for {} labels",
+                    prediction.sample_id,
+                    prediction.probabilities.len(),
+                    space.len()
+                );
+            }
+            for (label, &p) in &prediction.probabilities {
+                row[index(label, &prediction.sample_id)?] += f64::from(p);
+            }
+        }
+    }
+    let n = members.len() as f64;
+    let probabilities =
+        probabilities.into_iter().map(|row| row.iter().map(|p| (p / n) as f32).collect()).collect();
+    let truth = members[0]
+        .iter()
+        .map(|p| p.truth.iter().map(|label| index(label, &p.sample_id)).collect())
+        .collect::<Result<Vec<Vec<usize>>>>()?;
+    Ok((probabilities, truth))
+}
+
+type AveragedPredictions = (Vec<Vec<f32>>, Vec<Vec<usize>>);
