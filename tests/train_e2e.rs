@@ -391,9 +391,9 @@ fn cross_validation_selects_on_other_samples_than_it_scores() {
         }
         assert!(summary.dir.join("cv.json").is_file());
         assert!(
-            summary.macro_f1_mean >= 0.8,
+            summary.scores.macro_f1_mean >= 0.8,
             "held-out macro-F1 {:.3} on a learnable set ({with_validation_file})",
-            summary.macro_f1_mean
+            summary.scores.macro_f1_mean
         );
     }
 }

@@ -89,11 +89,8 @@ fn cross_validate_and_print(
         );
     }
     println!(
-        "held-out macro-F1 {:.4} ± {:.4}   weighted-F1 {:.4} ± {:.4}   ({} folds, seed {seed}, {:.0}s)",
-        summary.macro_f1_mean,
-        summary.macro_f1_std,
-        summary.weighted_f1_mean,
-        summary.weighted_f1_std,
+        "{}   ({} folds, seed {seed}, {:.0}s)",
+        summary.scores,
         summary.folds.len(),
         summary.seconds
     );

@@ -30,13 +30,6 @@ fn render(summary: &EnsembleSummary) -> String {
             fold.fold, fold.samples, fold.macro_f1, fold.weighted_f1
         );
     }
-    out += &format!(
-        "ensemble held-out macro-F1 {:.4} ± {:.4}   weighted-F1 {:.4} ± {:.4}   ({} folds)\n",
-        summary.macro_f1_mean,
-        summary.macro_f1_std,
-        summary.weighted_f1_mean,
-        summary.weighted_f1_std,
-        summary.folds.len()
-    );
+    out += &format!("ensemble {}   ({} folds)\n", summary.scores, summary.folds.len());
     out
 }

@@ -7,10 +7,12 @@
 mod counts;
 mod multi_label;
 mod single_label;
+mod spread;
 mod thresholds;
 
 pub use multi_label::multi_label_metrics;
 pub use single_label::single_label_metrics;
+pub use spread::mean_std;
 pub use thresholds::{apply_thresholds, best_thresholds, decide};
 
 use serde::{Deserialize, Serialize};

@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use super::loaded::ReportedRun;
 use crate::config::Config;
+use crate::metrics::mean_std;
 use crate::plan::{differences, flattened_config};
 
 /// The key that repeats of one setup differ by.
@@ -184,17 +185,6 @@ fn class_section(md: &mut String, runs: &[ReportedRun]) {
     }
 }
 
-/// Mean and sample (n − 1) standard deviation; the deviation of one value is 0.
-fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n.max(1.0);
-    if values.len() < 2 {
-        return (mean, 0.0);
-    }
-    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, variance.sqrt())
-}
-
 /// A table cell's text: `|` would end the cell.
 fn escape(text: &str) -> String {
     text.replace('|', "\\|")
@@ -203,14 +193,6 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sample_standard_deviation() {
-        let (mean, std) = mean_std(&[0.5, 0.7]);
-        assert!((mean - 0.6).abs() < 1e-12);
-        assert!((std - 0.141_421_356).abs() < 1e-6);
-        assert_eq!(mean_std(&[0.3]), (0.3, 0.0));
-    }
 
     #[test]
     fn only_keys_that_differ_somewhere_vary() {

@@ -26,7 +26,7 @@ use super::{select_device, train_on, StopFlag};
 use crate::config::Config;
 use crate::data::{fold_train_indices, stratified_folds, stratified_split};
 use crate::events::TrainEvent;
-use crate::metrics::Metrics;
+use crate::metrics::{mean_std, Metrics};
 use crate::runs::{write_json, write_predictions, CvDir, RunDir};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,27 +51,39 @@ pub struct FoldResult {
 pub struct CvSummary {
     pub dir: PathBuf,
     pub folds: Vec<FoldResult>,
-    pub macro_f1_mean: f64,
-    /// Sample standard deviation over folds.
-    pub macro_f1_std: f64,
-    pub weighted_f1_mean: f64,
-    pub weighted_f1_std: f64,
+    #[serde(flatten)]
+    pub scores: FoldScores,
     /// Wall time of the whole cross-validation, feature loading included.
     pub seconds: f64,
 }
 
-/// Mean and sample standard deviation (0 for fewer than two values).
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    if values.is_empty() {
-        return (0.0, 0.0);
+/// The folds' held-out macro- and weighted-F1: mean and sample standard deviation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FoldScores {
+    pub macro_f1_mean: f64,
+    pub macro_f1_std: f64,
+    pub weighted_f1_mean: f64,
+    pub weighted_f1_std: f64,
+}
+
+impl FoldScores {
+    /// From each fold's `(macro_f1, weighted_f1)`.
+    pub fn of(folds: impl Iterator<Item = (f64, f64)>) -> Self {
+        let (macro_f1, weighted_f1): (Vec<f64>, Vec<f64>) = folds.unzip();
+        let (macro_f1_mean, macro_f1_std) = mean_std(&macro_f1);
+        let (weighted_f1_mean, weighted_f1_std) = mean_std(&weighted_f1);
+        Self { macro_f1_mean, macro_f1_std, weighted_f1_mean, weighted_f1_std }
     }
-    let mean = values.iter().sum::<f64>() / n;
-    if values.len() < 2 {
-        return (mean, 0.0);
+}
+
+impl std::fmt::Display for FoldScores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "held-out macro-F1 {:.4} ± {:.4}   weighted-F1 {:.4} ± {:.4}",
+            self.macro_f1_mean, self.macro_f1_std, self.weighted_f1_mean, self.weighted_f1_std
+        )
     }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, var.sqrt())
 }
 
 /// Runs `k`-fold cross-validation with folds drawn from `seed`. `emit` receives every
@@ -179,17 +191,10 @@ pub fn cross_validate(
             run_dir: run.path.clone(),
         });
     }
-    let (macro_f1_mean, macro_f1_std) =
-        mean_std(&results.iter().map(|r| r.macro_f1).collect::<Vec<_>>());
-    let (weighted_f1_mean, weighted_f1_std) =
-        mean_std(&results.iter().map(|r| r.weighted_f1).collect::<Vec<_>>());
     let summary = CvSummary {
         dir: cv_dir.path.clone(),
+        scores: FoldScores::of(results.iter().map(|r| (r.macro_f1, r.weighted_f1))),
         folds: results,
-        macro_f1_mean,
-        macro_f1_std,
-        weighted_f1_mean,
-        weighted_f1_std,
         seconds: started.elapsed().as_secs_f64(),
     };
     write_json(&cv_dir.summary(), &summary)?;
@@ -203,18 +208,4 @@ fn score_held_out(run: &RunDir, held_out: &Split) -> Result<Metrics> {
     let evaluation = load_trained_run(&run.path)?.evaluate(held_out)?;
     write_predictions(&run.held_out_predictions(), &evaluation.predictions)?;
     Ok(evaluation.metrics)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mean_std;
-
-    #[test]
-    fn mean_and_sample_std() {
-        let (mean, std) = mean_std(&[0.5, 0.7, 0.6]);
-        assert!((mean - 0.6).abs() < 1e-12);
-        assert!((std - 0.1).abs() < 1e-12, "sample std (n - 1): {std}");
-        assert_eq!(mean_std(&[0.4]), (0.4, 0.0));
-        assert_eq!(mean_std(&[]), (0.0, 0.0));
-    }
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::cv::{mean_std, CvSummary};
+use super::cv::{CvSummary, FoldScores};
 use super::evaluate::{decide, score};
 use crate::data::LabelSpace;
 use crate::metrics::best_thresholds;
@@ -24,11 +24,8 @@ pub struct EnsembleSummary {
     /// The cross-validation directories averaged, in the order given.
     pub members: Vec<PathBuf>,
     pub folds: Vec<EnsembleFold>,
-    pub macro_f1_mean: f64,
-    /// Sample standard deviation over folds.
-    pub macro_f1_std: f64,
-    pub weighted_f1_mean: f64,
-    pub weighted_f1_std: f64,
+    #[serde(flatten)]
+    pub scores: FoldScores,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,17 +72,10 @@ pub fn ensemble_cross_validations(cv_dirs: &[PathBuf]) -> Result<EnsembleSummary
             weighted_f1,
         });
     }
-    let (macro_f1_mean, macro_f1_std) =
-        mean_std(&folds.iter().map(|f| f.macro_f1).collect::<Vec<_>>());
-    let (weighted_f1_mean, weighted_f1_std) =
-        mean_std(&folds.iter().map(|f| f.weighted_f1).collect::<Vec<_>>());
     Ok(EnsembleSummary {
         members: cv_dirs.to_vec(),
+        scores: FoldScores::of(folds.iter().map(|f| (f.macro_f1, f.weighted_f1))),
         folds,
-        macro_f1_mean,
-        macro_f1_std,
-        weighted_f1_mean,
-        weighted_f1_std,
     })
 }
 

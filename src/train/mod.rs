@@ -22,7 +22,7 @@ mod trainer;
 pub use adamw::FusedAdamW;
 pub use batches::{batch, epoch_order, Targets};
 pub use build::{build_model, build_model_for};
-pub use cv::{cross_validate, CvSummary, FoldResult};
+pub use cv::{cross_validate, CvSummary, FoldResult, FoldScores};
 pub use cv_ensemble::{ensemble_cross_validations, EnsembleFold, EnsembleSummary};
 pub use device::{describe as describe_device, memory_in_use, select_device};
 pub use evaluate::{decide, probabilities, score, validation_outputs, ValidationOutputs};
