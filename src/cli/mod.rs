@@ -352,15 +352,6 @@ fn dashboard_exit(signal: Option<crate::signals::StopSignal>) -> Result<ExitCode
     Ok(signal.map_or(ExitCode::SUCCESS, |s| s.exit_code()))
 }
 
-/// candle 0.11 splits every elementwise op over 64K elements across a pool of threads that
-/// spin while they wait. On a 2-core machine shared with the dashboard (or anything else)
-/// the spinning costs more than the split saves: head training ran 2-3x slower with it
-/// (docs/benchmarks.md). Matmuls keep their own rayon parallelism, and the text encoder
-/// runs whole batches in parallel. Must run before the first tensor op, while the process
-/// is still single-threaded; an explicit `CANDLE_NUM_THREADS` wins.
-///
-/// `RAYON_NUM_THREADS` is pinned too: unset, candle recounts the physical cores (parsing
-/// `/proc/cpuinfo`) before every matmul, which showed up in head-training profiles.
 /// Keeps freed memory in the process for the next allocation instead of handing it back
 /// to the kernel. A training step allocates and frees hundreds of megabytes of
 /// short-lived tensors (candle allocates every result, and every gradient as zeros plus
@@ -383,6 +374,15 @@ fn configure_allocator() {
     }
 }
 
+/// candle 0.11 splits every elementwise op over 64K elements across a pool of threads that
+/// spin while they wait. On a 2-core machine shared with the dashboard (or anything else)
+/// the spinning costs more than the split saves: head training ran 2-3x slower with it
+/// (docs/benchmarks.md). Matmuls keep their own rayon parallelism, and the text encoder
+/// runs whole batches in parallel. Must run before the first tensor op, while the process
+/// is still single-threaded; an explicit `CANDLE_NUM_THREADS` wins.
+///
+/// `RAYON_NUM_THREADS` is pinned too: unset, candle recounts the physical cores (parsing
+/// `/proc/cpuinfo`) before every matmul, which showed up in head-training profiles.
 fn configure_threads() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");

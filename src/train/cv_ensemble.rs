@@ -14,9 +14,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::cv::{CvSummary, FoldScores};
-use super::evaluate::{decide, score};
+use super::evaluate::{decide, score, validation_thresholds};
 use crate::data::LabelSpace;
-use crate::metrics::best_thresholds;
 use crate::runs::{read_json, read_predictions, CvDir, Prediction, Report, RunDir};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,11 +89,7 @@ fn score_fold(runs: &[RunDir]) -> Result<(usize, f64, f64)> {
     let thresholds = if space.multi_label {
         let validation = member_predictions(runs, RunDir::predictions)?;
         let (probabilities, truth) = average(&validation, &space)?;
-        let hot: Vec<Vec<bool>> = truth
-            .iter()
-            .map(|labels| (0..space.len()).map(|c| labels.contains(&c)).collect())
-            .collect();
-        Some(best_thresholds(&probabilities, &hot))
+        Some(validation_thresholds(&probabilities, &truth, space.len()))
     } else {
         None
     };
@@ -115,8 +110,8 @@ fn member_predictions(
             let path = which(run);
             if !path.is_file() {
                 bail!(
-                    "{} is missing: the fold kept no predictions there (`memescope cv` keeps \
-                     held-out predictions since this version; run it again)",
+                    "{} is missing: cross-validations made before folds kept their held-out \
+                     predictions lack it; run `memescope cv` again",
                     path.display()
                 );
             }

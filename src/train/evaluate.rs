@@ -10,7 +10,7 @@ use super::batches::{batch, inputs, length_sorted_batches, Targets};
 use crate::data::{LabelSpace, Sample};
 use crate::events::{GateUsage, Misclassified};
 use crate::features::Features;
-use crate::metrics::{multi_label_metrics, single_label_metrics, Metrics};
+use crate::metrics::{best_thresholds, multi_label_metrics, single_label_metrics, Metrics};
 use crate::model::FusionModel;
 use crate::runs::Prediction;
 
@@ -104,14 +104,27 @@ fn argmax(values: &[f32]) -> usize {
 
 pub fn score(space: &LabelSpace, truth: &[Vec<usize>], predicted: &[Vec<usize>]) -> Metrics {
     if space.multi_label {
-        let hot = |sets: &[Vec<usize>]| -> Vec<Vec<bool>> {
-            sets.iter().map(|set| (0..space.len()).map(|c| set.contains(&c)).collect()).collect()
-        };
-        multi_label_metrics(&space.labels, &hot(truth), &hot(predicted))
+        let (truth, predicted) = (multi_hot(truth, space.len()), multi_hot(predicted, space.len()));
+        multi_label_metrics(&space.labels, &truth, &predicted)
     } else {
         let first = |sets: &[Vec<usize>]| -> Vec<usize> { sets.iter().map(|s| s[0]).collect() };
         single_label_metrics(&space.labels, &first(truth), &first(predicted))
     }
+}
+
+/// Multi-label: the per-class decision thresholds a run chooses on its validation samples
+/// (each label's best F1 there), from their probabilities and true label sets.
+pub fn validation_thresholds(
+    probabilities: &[Vec<f32>],
+    truth: &[Vec<usize>],
+    num_labels: usize,
+) -> Vec<f32> {
+    best_thresholds(probabilities, &multi_hot(truth, num_labels))
+}
+
+/// Label index sets as one bool per label.
+fn multi_hot(sets: &[Vec<usize>], num_labels: usize) -> Vec<Vec<bool>> {
+    sets.iter().map(|set| (0..num_labels).map(|c| set.contains(&c)).collect()).collect()
 }
 
 /// One prediction per sample, in order, for `predictions.jsonl`.

@@ -16,7 +16,8 @@ use candle_nn::VarMap;
 use super::batches::{batch, epoch_order, Targets};
 use super::device::memory_in_use;
 use super::evaluate::{
-    decide, gate_usage, misclassified, predictions, score, validation_outputs, ValidationOutputs,
+    decide, gate_usage, misclassified, predictions, score, validation_outputs,
+    validation_thresholds, ValidationOutputs,
 };
 use super::optimizers::{clip_gradients, Optimizers};
 use super::prepare::{Prepared, Split};
@@ -24,7 +25,7 @@ use super::schedule::{plateau_scale, LrSchedule};
 use super::StopFlag;
 use crate::config::Config;
 use crate::events::{EpochRecord, RunSummary, StepRecord, TrainEvent};
-use crate::metrics::{best_thresholds, Metrics};
+use crate::metrics::Metrics;
 use crate::model::FusionModel;
 use crate::runs::{
     save_checkpoint, write_json, EpochRow, OptimizerState, Report, RunDir, RunStatus, TrainState,
@@ -351,12 +352,7 @@ impl Trainer<'_> {
         let batch_size = self.config.train.batch_size.max(64);
         let outputs = validation_outputs(model, &split.features, targets, batch_size, self.device)?;
         let thresholds = targets.multi_label.then(|| {
-            let truth: Vec<Vec<bool>> = targets
-                .labels
-                .iter()
-                .map(|set| (0..targets.num_labels).map(|c| set.contains(&c)).collect())
-                .collect();
-            best_thresholds(&outputs.probabilities, &truth)
+            validation_thresholds(&outputs.probabilities, &targets.labels, targets.num_labels)
         });
         let predicted = decide(&outputs.probabilities, targets.multi_label, thresholds.as_deref());
         let metrics = score(&split.dataset.space, &targets.labels, &predicted);
