@@ -18,8 +18,8 @@
 # DIR holds: bin.tar.xz (memescope and cuda-tests, tests/cuda.rs), axiom-train.json, MiniLM
 # (all-MiniLM-L6-v2/) with its weights rounded to f16 to halve their 87 MB
 # (MEMESCOPE_PACK_MODEL=f32 keeps them whole, 0 leaves the model out), and MPNet's config
-# and tokenizer without its 438 MB of weights (all-mpnet-base-v2/, where models/ has it). At run time the CUDA
-# libraries (cuBLAS, cuRAND, NVRTC, the runtime) come from DIR/lib, the toolkit in .cuda/,
+# and tokenizer without its 438 MB of weights (all-mpnet-base-v2/, where models/ has it).
+# At run time the CUDA libraries (cuBLAS, cuRAND, NVRTC, the runtime) come from DIR/lib, the toolkit in .cuda/,
 # /usr/local/cuda, or the Python packages of the machine (nvidia/cu13/lib), in that order.
 #
 # Exits 2, saying so, where no NVIDIA GPU is visible.
@@ -51,6 +51,14 @@ target_dir() {
   echo "${CARGO_TARGET_DIR:-$repo/target}"
 }
 
+# copy_model_files NAME: models/NAME's config and tokenizer (not its weights) into DIR/NAME,
+# what transformers' AutoTokenizer and memescope's loader read beside the weights.
+copy_model_files() {
+  mkdir -p "$dir/$1"
+  cp models/"$1"/{config.json,tokenizer.json,tokenizer_config.json,special_tokens_map.json,vocab.txt} \
+    "$dir/$1/"
+}
+
 if [ "$mode" = pack ]; then
   tests=$(build)
   mkdir -p "$dir"
@@ -67,9 +75,7 @@ if [ "$mode" = pack ]; then
   case "${MEMESCOPE_PACK_MODEL:-f16}" in
     0) ;;
     f32 | f16)
-      mkdir -p "$dir/all-MiniLM-L6-v2"
-      cp models/all-MiniLM-L6-v2/{config.json,tokenizer.json,tokenizer_config.json,special_tokens_map.json,vocab.txt} \
-        "$dir/all-MiniLM-L6-v2/"
+      copy_model_files all-MiniLM-L6-v2
       if [ "${MEMESCOPE_PACK_MODEL:-f16}" = f16 ]; then
         python3 scripts/safetensors-f16.py models/all-MiniLM-L6-v2/model.safetensors \
           "$dir/all-MiniLM-L6-v2/model.safetensors"
@@ -80,9 +86,7 @@ if [ "$mode" = pack ]; then
     *) say "MEMESCOPE_PACK_MODEL is 0, f16 or f32"; exit 64 ;;
   esac
   if [ -f models/all-mpnet-base-v2/config.json ]; then
-    mkdir -p "$dir/all-mpnet-base-v2"
-    cp models/all-mpnet-base-v2/{config.json,tokenizer.json,tokenizer_config.json,special_tokens_map.json,vocab.txt} \
-      "$dir/all-mpnet-base-v2/"
+    copy_model_files all-mpnet-base-v2
   fi
   du -sh "$dir"/* >&2
   say "packed into $dir; on the GPU machine: scripts/gpu-check.sh --prebuilt $dir"
