@@ -37,7 +37,22 @@ command -v tmux >/dev/null || { echo "e2e: tmux is not installed" >&2; exit 2; }
 [[ -f $CONFIG ]] || { echo "e2e: no config at $CONFIG" >&2; exit 2; }
 ((EPOCHS >= 2)) || { echo "e2e: E2E_EPOCHS must be at least 2" >&2; exit 2; }
 
-screen() { tmux capture-pane -p -t "$SESSION:$WINDOW"; }
+# What the window shows. tmux can be read halfway through a redraw (CI once caught epoch 1's
+# header above the previous frame's empty table), so a screen counts only once two reads
+# 20 ms apart agree; a screen that never settles within half a second is returned as is.
+# Runs in a subshell that ignores SIGPIPE: `screen | grep -q` stops reading at the first
+# match, and under pipefail a writer killed by SIGPIPE would fail the whole check.
+screen() (
+    trap '' PIPE
+    now=$(tmux capture-pane -p -t "$SESSION:$WINDOW") || exit
+    for _ in {1..25}; do
+        sleep 0.02
+        next=$(tmux capture-pane -p -t "$SESSION:$WINDOW") || exit
+        [[ $next == "$now" ]] && break
+        now=$next
+    done
+    printf '%s\n' "$now" 2>/dev/null || true
+)
 keys() { tmux send-keys -t "$SESSION:$WINDOW" "$@"; }
 step() { echo "e2e: $*"; }
 
@@ -108,23 +123,20 @@ keys 2
 # Keeps the per-class rows of every epoch the F1 pane shows until the run ends.
 declare -A per_class=()
 while :; do
-    ((SECONDS < deadline)) || fail "the first run did not end within ${TRAIN_TIMEOUT}s"
     now=$(screen)
-    # tmux can be read halfway through a redraw (CI caught epoch 1's header above the empty
-    # table of the frame before): only a screen that reads the same twice is kept.
-    [[ $now == "$(screen)" ]] || continue
     epoch=$(grep -Eo 'epoch [0-9]+  macro F1 [0-9.]+' <<<"$now" | head -n 1 || true)
-    rows=$(grep -E -- "^│($LABELS) " <<<"$now" || true)
-    [[ -n $epoch && -n $rows ]] && per_class[$epoch]=$rows
+    [[ -n $epoch ]] && per_class[$epoch]=$(grep -E -- "^│($LABELS) " <<<"$now" || true)
     grep -Eq "$ENDED" <<<"$now" && break
+    ((SECONDS < deadline)) || fail "the first run did not end within ${TRAIN_TIMEOUT}s"
     sleep 0.1
 done
 screen | grep -Eq '^● finished' || fail "the first run should have finished"
 seen=$(printf '%s\n' "${!per_class[@]}" | sort -t' ' -k2n)
 sed 's/^/     /' <<<"$seen"
-(($(wc -l <<<"$seen") >= 2)) || fail "fewer than two epochs were seen with their per-class rows on the F1 pane (epochs too fast?)"
+(($(wc -l <<<"$seen") >= 2)) || fail "only one epoch was seen on the F1 pane (epochs too fast?)"
 first=$(head -n 1 <<<"$seen")
 last=$(tail -n 1 <<<"$seen")
+[[ -n ${per_class[$first]} ]] || fail "no per-class rows under $first"
 [[ ${per_class[$first]} != "${per_class[$last]}" ]] || fail "per-class F1 identical in $first and $last"
 # The latest epoch is compared with the one before it, per class.
 screen | grep -Eq "^│($LABELS) .* [+-][0-9]\.[0-9]{3} " || fail "no per-class Δ F1 against the previous epoch"
