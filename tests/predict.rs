@@ -13,7 +13,7 @@ use memescope::events::VecSink;
 use memescope::ocr::caption::{draw_meme_caption, load_font, split_top_bottom, CaptionStyle};
 use memescope::ocr::{OcrPolicy, Tesseract};
 use memescope::predict::{expand_inputs, predict_images};
-use memescope::train::{self, load_trained_run, StopFlag};
+use memescope::train::{self, load_run_ensemble, StopFlag};
 
 use common::assert_words_read;
 
@@ -62,8 +62,8 @@ fn predicts_a_folder_skipping_the_corrupt_file() {
     let (folder, captions) = memes_folder(dir.path());
 
     // The library: the corrupt file is skipped with its reason, the others are labelled.
-    let trained = load_trained_run(&run_dir).unwrap();
-    assert!(trained.reads_text() && trained.reads_images());
+    let trained = load_run_ensemble(std::slice::from_ref(&run_dir)).unwrap();
+    assert!(trained.members[0].reads_text() && trained.members[0].reads_images());
     let (images, skipped) = expand_inputs(std::slice::from_ref(&folder));
     assert!(skipped.is_empty());
     let engine = Tesseract::new().unwrap();
@@ -125,14 +125,48 @@ fn a_run_without_images_predicts_from_ocr_text_alone() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = tiny_run(dir.path(), &[("ablation.image", "false")]);
     let (folder, _) = memes_folder(dir.path());
-    let trained = load_trained_run(&run_dir).unwrap();
-    assert!(trained.reads_text() && !trained.reads_images());
+    let trained = load_run_ensemble(std::slice::from_ref(&run_dir)).unwrap();
+    assert!(trained.reads_text() && !trained.members[0].reads_images());
     let images = [folder.join("racing.png")];
     let engine = Tesseract::new().unwrap();
     let outcome = predict_images(&trained, &images, Some(&engine), &mut |_| {}).unwrap();
     assert_eq!(outcome.predictions.len(), 1);
     // Without text the model has no input at all, so it must have had the OCR text.
     assert_words_read("MY HEART IS RACING AGAIN", outcome.predictions[0].text.as_deref().unwrap());
+}
+
+#[test]
+fn an_ensemble_of_runs_labels_memes_with_their_mean_probabilities() {
+    // One run reads images and text, the other text alone: each member must be given the
+    // features it was trained on.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let with_images = tiny_run(&a, &[]);
+    let text_only = tiny_run(&b, &[("ablation.image", "false"), ("train.seed", "5")]);
+    let (folder, _) = memes_folder(dir.path());
+    let images = [folder.join("racing.png"), folder.join("doom.jpg")];
+    let engine = Tesseract::new().unwrap();
+    let predict = |runs: &[PathBuf]| {
+        let ensemble = load_run_ensemble(runs).unwrap();
+        predict_images(&ensemble, &images, Some(&engine), &mut |_| {}).unwrap().predictions
+    };
+    let first = predict(std::slice::from_ref(&with_images));
+    let second = predict(std::slice::from_ref(&text_only));
+    let both = predict(&[with_images, text_only]);
+    assert_eq!(both.len(), 2);
+    for ((mean, x), y) in both.iter().zip(&first).zip(&second) {
+        assert_eq!((&mean.path, &mean.text), (&x.path, &x.text));
+        let pairs = mean.probabilities.iter().zip(&x.probabilities).zip(&y.probabilities);
+        for (((label, p), (_, px)), (_, py)) in pairs {
+            assert!((p - (px + py) / 2.0).abs() < 1e-6, "{label}: {p} from {px} and {py}");
+        }
+        // Single-label: the most probable label of the mean is decided.
+        let best = mean.probabilities.iter().max_by(|l, r| l.1.total_cmp(&r.1)).unwrap();
+        assert_eq!(mean.labels.as_slice(), std::slice::from_ref(&best.0));
+    }
+    assert_ne!(first[0].probabilities, second[0].probabilities, "the members should differ");
 }
 
 #[test]

@@ -93,9 +93,12 @@ fn runs_write_predictions_and_metrics_and_report_draws_them() {
     assert!((accuracy - report.metrics.accuracy).abs() < 1e-12);
 
     // `eval --predictions` on the validation file writes the same predictions.
-    let evaluated =
-        memescope::train::evaluate_run(&runs.moe, &runs.data.validation, Some(&runs.data.images))
-            .unwrap();
+    let evaluated = memescope::train::evaluate_runs(
+        std::slice::from_ref(&runs.moe),
+        &runs.data.validation,
+        Some(&runs.data.images),
+    )
+    .unwrap();
     assert_eq!(evaluated.predictions.len(), predictions.len());
     for (e, p) in evaluated.predictions.iter().zip(&predictions) {
         assert_eq!((&e.sample_id, &e.truth, &e.predicted), (&p.sample_id, &p.truth, &p.predicted));

@@ -473,3 +473,109 @@ fn cross_validations_average_into_an_ensemble() {
         assert!(message.contains("held-out.jsonl"), "{message}");
     }
 }
+
+#[test]
+fn trained_runs_average_into_an_ensemble_for_eval() {
+    let mut kept = Vec::new();
+    let mut runs_of_each_format = Vec::new();
+    for format in ["axiom", "restore"] {
+        let (dir, data, mut config) = common::synthetic_run(format, 8, 21);
+        config.train.epochs = 3;
+        let train_one = |config: &Config| {
+            train::run(config.clone(), &mut VecSink::default(), &StopFlag::default())
+                .unwrap()
+                .run_dir
+        };
+        let a = train_one(&config);
+        config.train.seed += 1;
+        let b = train_one(&config);
+        let eval = |dirs: &[std::path::PathBuf]| {
+            train::evaluate_runs(dirs, &data.validation, Some(&data.images)).unwrap()
+        };
+        let (alone_a, alone_b) = (eval(std::slice::from_ref(&a)), eval(std::slice::from_ref(&b)));
+        let pair = eval(&[a.clone(), b.clone()]);
+        assert_eq!(pair.samples, alone_a.samples);
+        for ((mean, x), y) in
+            pair.predictions.iter().zip(&alone_a.predictions).zip(&alone_b.predictions)
+        {
+            assert_eq!((&mean.sample_id, &mean.truth), (&x.sample_id, &x.truth));
+            for (label, p) in &mean.probabilities {
+                let expected = (x.probabilities[label] + y.probabilities[label]) / 2.0;
+                assert!((p - expected).abs() < 1e-6, "{format} {}: {label}", mean.sample_id);
+            }
+        }
+        let ensemble = train::load_run_ensemble(&[a.clone(), b.clone()]).unwrap();
+        for mean in &pair.predictions {
+            let expected: Vec<String> = match &ensemble.thresholds {
+                // Multi-label: each label at or above the threshold chosen for the pair.
+                Some(thresholds) => ensemble
+                    .space
+                    .labels
+                    .iter()
+                    .zip(thresholds)
+                    .filter(|(label, t)| mean.probabilities[*label] >= **t)
+                    .map(|(label, _)| label.clone())
+                    .collect(),
+                None => {
+                    let best = mean.probabilities.iter().max_by(|l, r| l.1.total_cmp(r.1));
+                    vec![best.unwrap().0.clone()]
+                }
+            };
+            assert_eq!(mean.predicted, expected, "{format} {}", mean.sample_id);
+        }
+        assert_eq!(ensemble.thresholds.is_some(), format == "restore");
+        if format == "restore" {
+            // Chosen on the pair's averaged validation predictions, as a run chooses its own.
+            let read = |run: &std::path::PathBuf| {
+                runs::read_predictions(&run.join("predictions.jsonl")).unwrap()
+            };
+            let (va, vb) = (read(&a), read(&b));
+            let labels = &ensemble.space.labels;
+            let mean = |x: &runs::Prediction, y: &runs::Prediction, label: &String| {
+                ((f64::from(x.probabilities[label]) + f64::from(y.probabilities[label])) / 2.0)
+                    as f32
+            };
+            let probabilities: Vec<Vec<f32>> = va
+                .iter()
+                .zip(&vb)
+                .map(|(x, y)| labels.iter().map(|label| mean(x, y, label)).collect())
+                .collect();
+            let truth: Vec<Vec<bool>> =
+                va.iter().map(|x| labels.iter().map(|l| x.truth.contains(l)).collect()).collect();
+            let expected = memescope::metrics::best_thresholds(&probabilities, &truth);
+            assert_eq!(ensemble.thresholds, Some(expected));
+        }
+
+        // A run twice is that run: the same thresholds (chosen again on its averaged
+        // validation predictions) and the same scores.
+        let report: runs::Report = runs::read_json(&a.join("report.json")).unwrap();
+        let twice = train::load_run_ensemble(&[a.clone(), a.clone()]).unwrap();
+        assert_eq!(twice.thresholds, report.thresholds, "{format}");
+        assert_eq!(eval(&[a.clone(), a.clone()]).metrics, alone_a.metrics, "{format}");
+
+        // The command line: several --run, one JSON report naming them.
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_memescope"))
+            .args(["eval", "--run"])
+            .arg(&a)
+            .arg("--run")
+            .arg(&b)
+            .arg("--data")
+            .arg(&data.validation)
+            .arg("--images")
+            .arg(&data.images)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(printed["runs"], serde_json::json!([a, b]));
+        assert_eq!(printed["macro_f1"], serde_json::json!(pair.metrics.macro_f1));
+        runs_of_each_format.push(a);
+        kept.push(dir);
+    }
+    // An AxiOM run and a RESTORE run label different things: refused, naming both.
+    let error = train::load_run_ensemble(&runs_of_each_format).err().unwrap().to_string();
+    assert!(error.contains("must share their labels"), "{error}");
+    for run in &runs_of_each_format {
+        assert!(error.contains(&run.display().to_string()), "{error}");
+    }
+}

@@ -1,19 +1,20 @@
-//! `memescope eval`: score a trained run on any labelled file, with the run's thresholds,
-//! and optionally write each sample's prediction (the run directory's `predictions.jsonl`
-//! format).
+//! `memescope eval`: score a trained run (or several as one ensemble) on any labelled file,
+//! with the run's thresholds, and optionally write each sample's prediction (the run
+//! directory's `predictions.jsonl` format).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::metrics::{ClassMetrics, Metrics};
 use crate::runs::write_predictions;
-use crate::train::{evaluate_run, Evaluation};
+use crate::train::{evaluate_runs, Evaluation};
 
 #[derive(Debug, Serialize)]
 struct EvalReport<'a> {
-    run: &'a Path,
+    /// The run evaluated, or (several) the ensemble's runs.
+    runs: &'a [PathBuf],
     data: &'a Path,
     samples: usize,
     macro_f1: f64,
@@ -23,17 +24,17 @@ struct EvalReport<'a> {
 }
 
 pub fn run(
-    run_dir: &Path,
+    run_dirs: &[PathBuf],
     data: &Path,
     images: Option<&Path>,
     predictions_out: Option<&Path>,
 ) -> Result<()> {
-    let Evaluation { samples, metrics, predictions } = evaluate_run(run_dir, data, images)?;
+    let Evaluation { samples, metrics, predictions } = evaluate_runs(run_dirs, data, images)?;
     if let Some(path) = predictions_out {
         write_predictions(path, &predictions)?;
     }
     let report = EvalReport {
-        run: run_dir,
+        runs: run_dirs,
         data,
         samples,
         macro_f1: metrics.macro_f1,

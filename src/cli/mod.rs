@@ -60,10 +60,12 @@ pub enum Command {
         #[arg(long, value_enum, value_name = "CHECKPOINT", requires = "resume", default_value_t)]
         resume_from: ResumeFrom,
     },
-    /// Evaluate a trained run on a labelled file; prints a JSON report.
+    /// Evaluate a trained run on a labelled file; prints a JSON report. Several `--run`s
+    /// are scored as one ensemble (their probabilities averaged; e.g. a MiniLM run and an
+    /// MPNet run).
     Eval {
-        #[arg(long, value_name = "RUN_DIR")]
-        run: PathBuf,
+        #[arg(long = "run", value_name = "RUN_DIR", required = true)]
+        runs: Vec<PathBuf>,
         #[arg(long, value_name = "FILE")]
         data: PathBuf,
         #[arg(long, value_name = "DIR")]
@@ -74,10 +76,11 @@ pub enum Command {
         predictions: Option<PathBuf>,
     },
     /// Label new memes (image files and/or folders of them) with a trained run: reads each
-    /// image's text by OCR and prints every label's probability.
+    /// image's text by OCR and prints every label's probability. Several `--run`s label them
+    /// as one ensemble (their probabilities averaged).
     Predict {
-        #[arg(long, value_name = "RUN_DIR")]
-        run: PathBuf,
+        #[arg(long = "run", value_name = "RUN_DIR", required = true)]
+        runs: Vec<PathBuf>,
         /// Image files, or folders whose image files (jpg, jpeg, png, webp) are all labelled.
         #[arg(value_name = "IMAGE", required = true)]
         images: Vec<PathBuf>,
@@ -297,10 +300,10 @@ pub fn main() -> Result<ExitCode> {
                 };
                 train::run(job).await
             }
-            Command::Eval { run, data, images, predictions } => {
-                done(eval::run(&run, &data, images.as_deref(), predictions.as_deref()))
+            Command::Eval { runs, data, images, predictions } => {
+                done(eval::run(&runs, &data, images.as_deref(), predictions.as_deref()))
             }
-            Command::Predict { run, images, json } => done(predict::run(&run, &images, json)),
+            Command::Predict { runs, images, json } => done(predict::run(&runs, &images, json)),
             Command::Cache(args) => done(cache::run(&args.load()?)),
             Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed).await,
             Command::Ensemble { cv_dirs, json } => done(ensemble::run(&cv_dirs, json)),

@@ -1,20 +1,21 @@
-//! `memescope predict`: label new memes with a trained run, as a table or as JSON.
+//! `memescope predict`: label new memes with a trained run (or several as one ensemble), as
+//! a table or as JSON.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
 use crate::ocr::{OcrEngine, Tesseract};
 use crate::predict::{expand_inputs, predict_images, Prediction};
-use crate::train::load_trained_run;
+use crate::train::load_run_ensemble;
 
 /// Width of the probability bar at probability 1.
 const BAR_WIDTH: usize = 20;
 
-pub fn run(run_dir: &Path, inputs: &[PathBuf], json: bool) -> Result<()> {
-    let trained = load_trained_run(run_dir)?;
+pub fn run(run_dirs: &[PathBuf], inputs: &[PathBuf], json: bool) -> Result<()> {
+    let trained = load_run_ensemble(run_dirs)?;
     let (images, mut skipped) = expand_inputs(inputs);
     // Tesseract is only needed (and only checked for) when there is text to read.
     let engine = match trained.reads_text() && !images.is_empty() {

@@ -1,5 +1,6 @@
-//! Labelling new memes with a trained run: read each image's text by OCR, featurise the
-//! images and texts the way the run was trained, and score them with its best model.
+//! Labelling new memes with a trained run, or an ensemble of runs: read each image's text
+//! by OCR, featurise the images and texts the way each run was trained, and score them with
+//! its best model (an ensemble averages its runs' probabilities).
 //!
 //! A file that is not a decodable image, or whose OCR fails, is skipped with its reason;
 //! the others are still labelled.
@@ -18,7 +19,7 @@ use crate::data::{check_image, ImageReport, ImageStatus, Reasoning, Sample};
 use crate::events::TrainEvent;
 use crate::features::{featurize_samples, FeatureInput};
 use crate::ocr::{OcrCache, OcrEngine};
-use crate::train::{ocr_cache_dir, TrainedRun};
+use crate::train::{ocr_cache_dir, RunEnsemble};
 
 /// The run's verdict on one image.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,10 +54,11 @@ pub struct PredictOutcome {
     pub skipped: Vec<Skipped>,
 }
 
-/// Labels the images at `paths` with `run`. `ocr` reads their text; it may be `None` only
-/// when the run's model reads no text. OCR results are cached under the run's cache folder.
+/// Labels the images at `paths` with `run` (one run or several). `ocr` reads their text; it
+/// may be `None` only when no run's model reads text. OCR results are cached under the
+/// first run's cache folder.
 pub fn predict_images(
-    run: &TrainedRun,
+    run: &RunEnsemble,
     paths: &[PathBuf],
     ocr: Option<&dyn OcrEngine>,
     emit: &mut dyn FnMut(TrainEvent),
@@ -92,16 +94,17 @@ pub fn predict_images(
         .enumerate()
         .map(|(i, path)| unlabelled(path, texts.as_ref().map_or("", |t| t[i].as_str())))
         .collect();
-    // Only a model that reads images gets image features: a run trained text-only may
-    // still name a vision encoder in its config.
     let report = ImageReport { statuses: images.iter().cloned().map(ImageStatus::Found).collect() };
-    let input = FeatureInput {
-        name: format!("{} images to predict", images.len()),
-        samples: &samples,
-        images: run.reads_images().then_some(&report),
-    };
-    let (features, _) = featurize_samples(&run.config, &input, &run.device, emit)?;
-    let probabilities = run.probabilities(&features)?;
+    let probabilities = run.probabilities(|member| {
+        // Only a model that reads images gets image features: a run trained text-only may
+        // still name a vision encoder in its config.
+        let input = FeatureInput {
+            name: format!("{} images to predict", images.len()),
+            samples: &samples,
+            images: member.reads_images().then_some(&report),
+        };
+        Ok(featurize_samples(&member.config, &input, &member.device, emit)?.0)
+    })?;
     let decided = run.decide(&probabilities);
     let labels = &run.space.labels;
     for (i, path) in images.into_iter().enumerate() {
@@ -117,11 +120,11 @@ pub fn predict_images(
 
 /// The OCR text of each image, through the cache; images whose OCR fails are skipped.
 fn read_texts(
-    run: &TrainedRun,
+    run: &RunEnsemble,
     engine: &dyn OcrEngine,
     images: Vec<PathBuf>,
 ) -> Result<(Vec<PathBuf>, Vec<String>, Vec<Skipped>)> {
-    let mut cache = OcrCache::open(&ocr_cache_dir(&run.config), engine.name())?;
+    let mut cache = OcrCache::open(&ocr_cache_dir(&run.members[0].config), engine.name())?;
     let (mut kept, mut texts, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     for path in images {
         match cache.recognize(engine, &path) {

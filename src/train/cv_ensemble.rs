@@ -13,10 +13,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::averaged::{average_predictions, read_member_predictions};
 use super::cv::{CvSummary, FoldScores};
 use super::evaluate::{decide, score, validation_thresholds};
 use crate::data::LabelSpace;
-use crate::runs::{read_json, read_predictions, CvDir, Prediction, Report, RunDir};
+use crate::runs::{read_json, CvDir, Prediction, Report, RunDir};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnsembleSummary {
@@ -85,10 +86,10 @@ fn score_fold(runs: &[RunDir]) -> Result<(usize, f64, f64)> {
     let space =
         LabelSpace { name: report.dataset, labels: report.labels, multi_label: report.multi_label };
     let held_out = member_predictions(runs, RunDir::held_out_predictions)?;
-    let (probabilities, truth) = average(&held_out, &space)?;
+    let (probabilities, truth) = average_predictions(&held_out, &space)?;
     let thresholds = if space.multi_label {
         let validation = member_predictions(runs, RunDir::predictions)?;
-        let (probabilities, truth) = average(&validation, &space)?;
+        let (probabilities, truth) = average_predictions(&validation, &space)?;
         Some(validation_thresholds(&probabilities, &truth, space.len()))
     } else {
         None
@@ -98,74 +99,15 @@ fn score_fold(runs: &[RunDir]) -> Result<(usize, f64, f64)> {
     Ok((truth.len(), metrics.macro_f1, metrics.weighted_f1))
 }
 
-/// Each member's predictions from the file `which` names in its run, checked to be for the
-/// same samples in the same order.
+/// Each member's predictions from the file `which` names in its run.
 fn member_predictions(
     runs: &[RunDir],
     which: fn(&RunDir) -> PathBuf,
 ) -> Result<Vec<Vec<Prediction>>> {
-    let members = runs
-        .iter()
-        .map(|run| {
-            let path = which(run);
-            if !path.is_file() {
-                bail!(
-                    "{} is missing: cross-validations made before folds kept their held-out \
-                     predictions lack it; run `memescope cv` again",
-                    path.display()
-                );
-            }
-            read_predictions(&path)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let ids = |predictions: &[Prediction]| -> Vec<String> {
-        predictions.iter().map(|p| p.sample_id.clone()).collect()
-    };
-    for (run, predictions) in runs.iter().zip(&members).skip(1) {
-        if ids(predictions) != ids(&members[0]) {
-            bail!(
-                "{} holds other samples than {}: the cross-validations must share data, \
-                 --folds and --seed",
-                which(run).display(),
-                which(&runs[0]).display()
-            );
-        }
-    }
-    Ok(members)
+    let paths: Vec<PathBuf> = runs.iter().map(which).collect();
+    read_member_predictions(
+        &paths,
+        "cross-validations made before folds kept their held-out predictions lack it; run \
+         `memescope cv` again",
+    )
 }
-
-/// Per sample: the members' mean probability of each label (in `space`'s order), and the
-/// true labels' indices.
-fn average(members: &[Vec<Prediction>], space: &LabelSpace) -> Result<AveragedPredictions> {
-    let index = |label: &str, sample_id: &str| -> Result<usize> {
-        space.labels.iter().position(|l| l == label).with_context(|| {
-            format!("sample {sample_id}: label `{label}` is not one of the run's labels")
-        })
-    };
-    let mut probabilities = vec![vec![0f64; space.len()]; members[0].len()];
-    for predictions in members {
-        for (row, prediction) in probabilities.iter_mut().zip(predictions) {
-            if prediction.probabilities.len() != space.len() {
-                bail!(
-                    "sample {}: {} probabilities for {} labels",
-                    prediction.sample_id,
-                    prediction.probabilities.len(),
-                    space.len()
-                );
-            }
-            for (label, &p) in &prediction.probabilities {
-                row[index(label, &prediction.sample_id)?] += f64::from(p);
-            }
-        }
-    }
-    let n = members.len() as f64;
-    let probabilities =
-        probabilities.into_iter().map(|row| row.iter().map(|p| (p / n) as f32).collect()).collect();
-    let truth = members[0]
-        .iter()
-        .map(|p| p.truth.iter().map(|label| index(label, &p.sample_id)).collect())
-        .collect::<Result<Vec<Vec<usize>>>>()?;
-    Ok((probabilities, truth))
-}
-
-type AveragedPredictions = (Vec<Vec<f32>>, Vec<Vec<usize>>);

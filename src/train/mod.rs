@@ -2,6 +2,7 @@
 //! through [`TrainEvent`]s: it never touches the terminal.
 
 mod adamw;
+mod averaged;
 mod batches;
 mod build;
 mod cv;
@@ -14,6 +15,7 @@ mod prepare;
 mod priority;
 mod provenance;
 mod resume;
+mod run_ensemble;
 mod run_log;
 mod schedule;
 mod trained;
@@ -31,8 +33,9 @@ pub use prepare::{load_train, prepare, prepare_eval, FeaturizedTrainFile, Prepar
 pub use priority::lower_compute_pool_priority;
 pub use provenance::git_commit;
 pub use resume::{ResumeFrom, ResumeOptions};
+pub use run_ensemble::{evaluate_runs, load_run_ensemble, RunEnsemble};
 pub use schedule::LrSchedule;
-pub use trained::{evaluate_run, load_trained_run, Evaluation, TrainedRun};
+pub use trained::{load_trained_run, Evaluation, TrainedRun};
 pub use trainer::Trainer;
 
 use std::path::Path;

@@ -10,9 +10,9 @@ use super::batches::Targets;
 use super::build::build_model_for;
 use super::device::select_device;
 use super::evaluate::{decide, predictions, probabilities, score};
-use super::prepare::{prepare_eval, Split};
+use super::prepare::Split;
 use crate::config::Config;
-use crate::data::LabelSpace;
+use crate::data::{Dataset, LabelSpace};
 use crate::features::Features;
 use crate::metrics::Metrics;
 use crate::model::{dims_of_weights, FusionModel};
@@ -103,21 +103,11 @@ impl TrainedRun {
         decide(probabilities, self.space.multi_label, self.report.thresholds.as_deref())
     }
 
-    /// The metrics of this run's decisions on the labelled samples of `split`.
-    pub fn score(&self, split: &Split) -> Result<Metrics> {
-        Ok(self.evaluate(split)?.metrics)
-    }
-
     /// The metrics, and each sample's prediction, on the labelled samples of `split`.
     pub fn evaluate(&self, split: &Split) -> Result<Evaluation> {
         let probabilities = self.probabilities(&split.features)?;
         let predicted = self.decide(&probabilities);
-        let samples = &split.dataset.samples;
-        Ok(Evaluation {
-            samples: samples.len(),
-            metrics: score(&self.space, &Targets::of(&split.dataset).labels, &predicted),
-            predictions: predictions(&self.space.labels, samples, &probabilities, &predicted),
-        })
+        Ok(Evaluation::of(&self.space, &split.dataset, &probabilities, &predicted))
     }
 }
 
@@ -129,11 +119,19 @@ pub struct Evaluation {
     pub predictions: Vec<Prediction>,
 }
 
-/// The metrics of the best checkpoint of the run in `run_dir` on the labelled file `data`
-/// (its images in `images`), decided with the run's thresholds.
-pub fn evaluate_run(run_dir: &Path, data: &Path, images: Option<&Path>) -> Result<Evaluation> {
-    let trained = load_trained_run(run_dir)?;
-    let mut log = |event| tracing::info!(?event, "eval");
-    let split = prepare_eval(&trained.config, data, images, &trained.device, &mut log)?;
-    trained.evaluate(&split)
+impl Evaluation {
+    /// How the decisions `predicted`, made from `probabilities`, do on the labelled
+    /// `dataset` (one row of each per sample, in order).
+    pub(super) fn of(
+        space: &LabelSpace,
+        dataset: &Dataset,
+        probabilities: &[Vec<f32>],
+        predicted: &[Vec<usize>],
+    ) -> Self {
+        Self {
+            samples: dataset.samples.len(),
+            metrics: score(space, &Targets::of(dataset).labels, predicted),
+            predictions: predictions(&space.labels, &dataset.samples, probabilities, predicted),
+        }
+    }
 }

@@ -195,7 +195,6 @@ cache = "{cache}"
     )
 }
 
-/// Lower-cased words without punctuation.
 /// A temporary directory holding synthetic `format` data (`per_class` memes of each label,
 /// drawn from `seed`), tiny random BERT and CLIP checkpoints, and the config of a run over
 /// them; the directory lives as long as the returned guard.
@@ -221,6 +220,7 @@ pub fn synthetic_run(
     (dir, data, config)
 }
 
+/// Lower-cased words without punctuation.
 pub fn words(text: &str) -> Vec<String> {
     text.split_whitespace()
         .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase())
@@ -242,9 +242,13 @@ pub fn assert_words_read(expected: &str, recognised: &str) {
 pub fn assert_eval_reproduces_report(run_dir: &Path, data: &Synthetic) {
     let report: memescope::runs::Report =
         memescope::runs::read_json(&run_dir.join("report.json")).unwrap();
-    let metrics = memescope::train::evaluate_run(run_dir, &data.validation, Some(&data.images))
-        .unwrap()
-        .metrics;
+    let metrics = memescope::train::evaluate_runs(
+        &[run_dir.to_path_buf()],
+        &data.validation,
+        Some(&data.images),
+    )
+    .unwrap()
+    .metrics;
     assert_eq!(metrics.macro_f1, report.macro_f1);
     assert_eq!(metrics.weighted_f1, report.weighted_f1);
     assert_eq!(metrics.per_class, report.per_class);
