@@ -553,6 +553,27 @@ fn trained_runs_average_into_an_ensemble_for_eval() {
         assert_eq!(twice.thresholds, report.thresholds, "{format}");
         assert_eq!(eval(&[a.clone(), a.clone()]).metrics, alone_a.metrics, "{format}");
 
+        // Scored from the validation predictions the runs kept: a run twice is that run.
+        let kept_twice = train::ensemble_validations(&[a.clone(), a.clone()]).unwrap();
+        assert_eq!(
+            (kept_twice.macro_f1, kept_twice.weighted_f1),
+            (report.macro_f1, report.weighted_f1)
+        );
+        assert_eq!(kept_twice.samples, alone_a.samples);
+        let kept_pair = train::ensemble_validations(&[a.clone(), b.clone()]).unwrap();
+        let report_b: runs::Report = runs::read_json(&b.join("report.json")).unwrap();
+        assert_eq!(kept_pair.member_macro_f1, [report.macro_f1, report_b.macro_f1]);
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_memescope"))
+            .arg("ensemble")
+            .args([&a, &b])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let printed = String::from_utf8(output.stdout).unwrap();
+        let line =
+            format!("macro-F1 {:.4}, weighted-F1 {:.4}", kept_pair.macro_f1, kept_pair.weighted_f1);
+        assert!(printed.contains(&line), "{printed}");
+
         // The command line: several --run, one JSON report naming them.
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_memescope"))
             .args(["eval", "--run"])

@@ -1,19 +1,46 @@
-//! `memescope ensemble CV_DIR CV_DIR…`: several cross-validations averaged fold by fold.
+//! `memescope ensemble DIR DIR…`: several cross-validations averaged fold by fold, or
+//! several trained runs averaged on their shared validation samples.
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
-use crate::train::{ensemble_cross_validations, EnsembleSummary};
+use crate::runs::CvDir;
+use crate::train::{
+    ensemble_cross_validations, ensemble_validations, EnsembleSummary, ValidationEnsemble,
+};
 
-pub fn run(cv_dirs: &[PathBuf], json: bool) -> Result<()> {
-    let summary = ensemble_cross_validations(cv_dirs)?;
-    if json {
-        println!("{}", serde_json::to_string(&summary)?);
+pub fn run(dirs: &[PathBuf], json: bool) -> Result<()> {
+    let is_cv = |dir: &PathBuf| CvDir { path: dir.clone() }.summary().is_file();
+    let text = if dirs.iter().all(is_cv) {
+        let summary = ensemble_cross_validations(dirs)?;
+        match json {
+            true => serde_json::to_string(&summary)? + "\n",
+            false => render(&summary),
+        }
+    } else if dirs.iter().any(is_cv) {
+        bail!("give either cross-validation directories (cv-*) or run directories, not both");
     } else {
-        print!("{}", render(&summary));
-    }
+        let summary = ensemble_validations(dirs)?;
+        match json {
+            true => serde_json::to_string(&summary)? + "\n",
+            false => render_runs(&summary),
+        }
+    };
+    print!("{text}");
     Ok(())
+}
+
+fn render_runs(summary: &ValidationEnsemble) -> String {
+    let mut out = String::new();
+    for (i, (member, f1)) in summary.members.iter().zip(&summary.member_macro_f1).enumerate() {
+        out += &format!("run {}: {}  validation macro-F1 {f1:.4}\n", i + 1, member.display());
+    }
+    out += &format!(
+        "ensemble on {} validation samples: macro-F1 {:.4}, weighted-F1 {:.4}\n",
+        summary.samples, summary.macro_f1, summary.weighted_f1
+    );
+    out
 }
 
 fn render(summary: &EnsembleSummary) -> String {

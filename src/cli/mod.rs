@@ -106,11 +106,12 @@ pub enum Command {
     /// Average several cross-validations (`memescope cv` directories over the same data,
     /// folds and seed; e.g. one setup on MiniLM and one on MPNet) fold by fold, from the
     /// held-out predictions each fold kept, and score the averages: an ensemble's CV
-    /// without training again.
+    /// without training again. Given run directories instead, scores their averaged
+    /// validation predictions (runs validated on the same samples).
     Ensemble {
-        /// Two or more `cv-*` directories.
-        #[arg(required = true, num_args = 2.., value_name = "CV_DIR")]
-        cv_dirs: Vec<PathBuf>,
+        /// Two or more `cv-*` directories, or two or more run directories.
+        #[arg(required = true, num_args = 2.., value_name = "DIR")]
+        dirs: Vec<PathBuf>,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -306,7 +307,7 @@ pub fn main() -> Result<ExitCode> {
             Command::Predict { runs, images, json } => done(predict::run(&runs, &images, json)),
             Command::Cache(args) => done(cache::run(&args.load()?)),
             Command::Cv { config, folds, seed } => cv::run(config.load()?, folds, seed).await,
-            Command::Ensemble { cv_dirs, json } => done(ensemble::run(&cv_dirs, json)),
+            Command::Ensemble { dirs, json } => done(ensemble::run(&dirs, json)),
             Command::Bench {
                 config,
                 data,

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::evaluate::{decide, score, validation_thresholds};
 use crate::data::LabelSpace;
-use crate::runs::{read_predictions, Prediction};
+use crate::runs::{read_json, read_predictions, Prediction, Report, RunDir};
 
 /// Per sample and label, the mean of the members' probabilities. Every member scores the
 /// same samples in the same order, with the labels in the same order.
@@ -24,6 +25,51 @@ pub fn mean_probabilities(members: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
     }
     let n = members.len() as f64;
     sums.into_iter().map(|row| row.into_iter().map(|s| (s / n) as f32).collect()).collect()
+}
+
+/// Scores the members' averaged predictions in the file `scored` names in each of `runs`
+/// (one run per member): their sample count, macro-F1 and weighted-F1. Multi-label data are
+/// decided with thresholds chosen, as a run chooses its own, on the members' averaged
+/// validation predictions (`predictions.jsonl`, the best epoch's). A missing file is an
+/// error followed by `why_missing`.
+pub fn score_members(
+    runs: &[RunDir],
+    scored: fn(&RunDir) -> PathBuf,
+    why_missing: &str,
+) -> Result<(usize, f64, f64)> {
+    let report = read_json::<Report>(&runs[0].report())?;
+    let space =
+        LabelSpace { name: report.dataset, labels: report.labels, multi_label: report.multi_label };
+    let (probabilities, truth) = average_files(runs, scored, &space, why_missing)?;
+    let thresholds = match space.multi_label {
+        true => Some(shared_thresholds(runs, &space, why_missing)?),
+        false => None,
+    };
+    let predicted = decide(&probabilities, space.multi_label, thresholds.as_deref());
+    let metrics = score(&space, &truth, &predicted);
+    Ok((truth.len(), metrics.macro_f1, metrics.weighted_f1))
+}
+
+/// Multi-label: the thresholds the members' averaged validation predictions call for (each
+/// run's `predictions.jsonl`), chosen as a run chooses its own.
+pub fn shared_thresholds(
+    runs: &[RunDir],
+    space: &LabelSpace,
+    why_missing: &str,
+) -> Result<Vec<f32>> {
+    let (probabilities, truth) = average_files(runs, RunDir::predictions, space, why_missing)?;
+    Ok(validation_thresholds(&probabilities, &truth, space.len()))
+}
+
+/// The members' averaged predictions from the file `which` names in each of `runs`.
+fn average_files(
+    runs: &[RunDir],
+    which: fn(&RunDir) -> PathBuf,
+    space: &LabelSpace,
+    why_missing: &str,
+) -> Result<ProbabilitiesAndTruth> {
+    let paths: Vec<PathBuf> = runs.iter().map(which).collect();
+    average_predictions(&read_member_predictions(&paths, why_missing)?, space)
 }
 
 /// The prediction files at `paths`, one per member, checked to hold the same samples in the

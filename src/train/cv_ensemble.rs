@@ -13,11 +13,14 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::averaged::{average_predictions, read_member_predictions};
+use super::averaged::score_members;
 use super::cv::{CvSummary, FoldScores};
-use super::evaluate::{decide, score, validation_thresholds};
-use crate::data::LabelSpace;
-use crate::runs::{read_json, CvDir, Prediction, Report, RunDir};
+use crate::runs::{read_json, CvDir, RunDir};
+
+/// Why a fold's `held-out.jsonl` may be missing.
+const BEFORE_HELD_OUT: &str =
+    "cross-validations made before folds kept their held-out predictions lack it; run \
+     `memescope cv` again";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnsembleSummary {
@@ -63,7 +66,8 @@ pub fn ensemble_cross_validations(cv_dirs: &[PathBuf]) -> Result<EnsembleSummary
     for fold in 1..=k {
         let runs: Vec<RunDir> = cvs.iter().map(|cv| cv.fold(fold)).collect();
         let (samples, macro_f1, weighted_f1) =
-            score_fold(&runs).with_context(|| format!("fold {fold}"))?;
+            score_members(&runs, RunDir::held_out_predictions, BEFORE_HELD_OUT)
+                .with_context(|| format!("fold {fold}"))?;
         folds.push(EnsembleFold {
             fold,
             samples,
@@ -77,37 +81,4 @@ pub fn ensemble_cross_validations(cv_dirs: &[PathBuf]) -> Result<EnsembleSummary
         scores: FoldScores::of(folds.iter().map(|f| (f.macro_f1, f.weighted_f1))),
         folds,
     })
-}
-
-/// The ensemble's held-out sample count, macro-F1 and weighted-F1 on one fold, whose run
-/// directories (one per member) are `runs`.
-fn score_fold(runs: &[RunDir]) -> Result<(usize, f64, f64)> {
-    let report = read_json::<Report>(&runs[0].report())?;
-    let space =
-        LabelSpace { name: report.dataset, labels: report.labels, multi_label: report.multi_label };
-    let held_out = member_predictions(runs, RunDir::held_out_predictions)?;
-    let (probabilities, truth) = average_predictions(&held_out, &space)?;
-    let thresholds = if space.multi_label {
-        let validation = member_predictions(runs, RunDir::predictions)?;
-        let (probabilities, truth) = average_predictions(&validation, &space)?;
-        Some(validation_thresholds(&probabilities, &truth, space.len()))
-    } else {
-        None
-    };
-    let predicted = decide(&probabilities, space.multi_label, thresholds.as_deref());
-    let metrics = score(&space, &truth, &predicted);
-    Ok((truth.len(), metrics.macro_f1, metrics.weighted_f1))
-}
-
-/// Each member's predictions from the file `which` names in its run.
-fn member_predictions(
-    runs: &[RunDir],
-    which: fn(&RunDir) -> PathBuf,
-) -> Result<Vec<Vec<Prediction>>> {
-    let paths: Vec<PathBuf> = runs.iter().map(which).collect();
-    read_member_predictions(
-        &paths,
-        "cross-validations made before folds kept their held-out predictions lack it; run \
-         `memescope cv` again",
-    )
 }

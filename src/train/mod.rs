@@ -33,7 +33,9 @@ pub use prepare::{load_train, prepare, prepare_eval, FeaturizedTrainFile, Prepar
 pub use priority::lower_compute_pool_priority;
 pub use provenance::git_commit;
 pub use resume::{ResumeFrom, ResumeOptions};
-pub use run_ensemble::{evaluate_runs, load_run_ensemble, RunEnsemble};
+pub use run_ensemble::{
+    ensemble_validations, evaluate_runs, load_run_ensemble, RunEnsemble, ValidationEnsemble,
+};
 pub use schedule::LrSchedule;
 pub use trained::{load_trained_run, Evaluation, TrainedRun};
 pub use trainer::Trainer;

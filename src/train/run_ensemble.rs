@@ -12,14 +12,19 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 
-use super::averaged::{average_predictions, mean_probabilities, read_member_predictions};
-use super::evaluate::{decide, validation_thresholds};
+use super::averaged::{mean_probabilities, score_members, shared_thresholds};
+use super::evaluate::decide;
 use super::prepare::prepare_eval;
 use super::trained::{load_trained_run, Evaluation, TrainedRun};
 use crate::data::{Dataset, LabelSpace};
 use crate::events::TrainEvent;
 use crate::features::Features;
+use crate::runs::{read_json, Report, RunDir};
+
+/// Why a run's `predictions.jsonl` may be missing.
+const NO_EPOCH: &str = "the run has no completed epoch";
 
 pub struct RunEnsemble {
     /// In the order given.
@@ -55,19 +60,11 @@ pub fn load_run_ensemble(run_dirs: &[PathBuf]) -> Result<RunEnsemble> {
         (false, _) => None,
         (true, [single]) => single.report.thresholds.clone(),
         (true, _) => Some(
-            shared_thresholds(&members, &space)
+            shared_thresholds(&runs_of(&members), &space, NO_EPOCH)
                 .context("choosing the ensemble's thresholds on its runs' validation samples")?,
         ),
     };
     Ok(RunEnsemble { members, space, thresholds })
-}
-
-/// The thresholds the members' averaged validation predictions call for.
-fn shared_thresholds(members: &[TrainedRun], space: &LabelSpace) -> Result<Vec<f32>> {
-    let paths: Vec<PathBuf> = members.iter().map(|m| m.run.predictions()).collect();
-    let validation = read_member_predictions(&paths, "the run has no completed epoch")?;
-    let (probabilities, truth) = average_predictions(&validation, space)?;
-    Ok(validation_thresholds(&probabilities, &truth, space.len()))
 }
 
 impl RunEnsemble {
@@ -141,4 +138,42 @@ pub fn evaluate_runs(
     let ensemble = load_run_ensemble(run_dirs)?;
     let mut log = |event| tracing::info!(?event, "eval");
     ensemble.evaluate(data, images, &mut log)
+}
+
+fn runs_of(members: &[TrainedRun]) -> Vec<RunDir> {
+    members.iter().map(|m| m.run.clone()).collect()
+}
+
+/// How several trained runs do together on their shared validation samples, from the
+/// predictions each run kept (`predictions.jsonl`, its best epoch's); nothing is loaded or
+/// scored again. Multi-label thresholds are chosen on the same samples, as a run's are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationEnsemble {
+    /// The runs averaged, in the order given.
+    pub members: Vec<PathBuf>,
+    /// Validation samples scored.
+    pub samples: usize,
+    /// Each run's own validation macro-F1 (its `report.json`).
+    pub member_macro_f1: Vec<f64>,
+    pub macro_f1: f64,
+    pub weighted_f1: f64,
+}
+
+/// Averages the validation predictions of the runs in `run_dirs` (two or more) and scores
+/// the average.
+pub fn ensemble_validations(run_dirs: &[PathBuf]) -> Result<ValidationEnsemble> {
+    if run_dirs.len() < 2 {
+        bail!("an ensemble needs at least two run directories");
+    }
+    let runs = run_dirs.iter().map(|dir| RunDir::open(dir)).collect::<Result<Vec<_>>>()?;
+    let reports =
+        runs.iter().map(|run| read_json::<Report>(&run.report())).collect::<Result<Vec<_>>>()?;
+    let (samples, macro_f1, weighted_f1) = score_members(&runs, RunDir::predictions, NO_EPOCH)?;
+    Ok(ValidationEnsemble {
+        members: run_dirs.to_vec(),
+        samples,
+        member_macro_f1: reports.iter().map(|r| r.macro_f1).collect(),
+        macro_f1,
+        weighted_f1,
+    })
 }
