@@ -143,7 +143,7 @@ impl Activation {
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> Result<Tensor> {
         match self {
             Activation::Gelu if mode == Mode::Inference => super::fast_gelu::gelu_erf_inference(xs),
-            Activation::Gelu => xs.gelu_erf(),
+            Activation::Gelu => super::fast_gelu::gelu_erf(xs),
             Activation::GeluNew => xs.gelu(),
             Activation::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
             Activation::Relu => xs.relu(),

@@ -76,7 +76,10 @@ impl Classifier {
             Some(slot_embedding) => self.attend(slot_embedding, input, train)?,
             None => input.fused.clone(),
         };
-        let hidden = self.dropout.forward(&self.hidden.forward(&summary)?.gelu_erf()?, train)?;
+        let hidden = self.dropout.forward(
+            &crate::encoders::fast_gelu::gelu_erf(&self.hidden.forward(&summary)?)?,
+            train,
+        )?;
         self.output.forward(&hidden)
     }
 
