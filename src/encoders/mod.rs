@@ -8,6 +8,7 @@
 pub mod bert;
 pub mod clip;
 pub mod fast_gelu;
+mod fused_rows;
 pub mod mpnet;
 pub mod ops;
 pub mod preprocess;

@@ -9,6 +9,7 @@
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
+use super::fused_rows::normalize_last;
 use super::row_ops::{add_bias, scale_shift};
 
 /// Runs `f` on `xs` in f32 and returns its result in `xs`'s dtype. Mixed precision
@@ -39,7 +40,7 @@ pub enum Mode {
 pub fn softmax_last(xs: &Tensor, mode: Mode) -> Result<Tensor> {
     match mode {
         Mode::Inference => candle_nn::ops::softmax_last_dim(xs),
-        Mode::Trainable => candle_nn::ops::softmax(xs, D::Minus1),
+        Mode::Trainable => super::fused_rows::softmax_last(xs),
     }
 }
 
@@ -109,20 +110,16 @@ impl LayerNorm {
             Mode::Inference => {
                 candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, eps)
             }
-            // ε as candle's `layer_norm_slow` took it (an f32), which these layers used
-            // before: fine-tuned runs keep their seeded results.
+            // ε as candle's `layer_norm_slow` took it (an f32), which these layers used first.
             Mode::Trainable => layer_norm_trainable(xs, &self.weight, &self.bias, f64::from(eps)),
         })
     }
 }
 
-/// Layer normalisation over the last dimension from ops that have a backward pass:
+/// Layer normalisation over the last dimension with a backward pass:
 /// `(x - mean) / sqrt(var + eps) * gamma + beta`, the statistics in `x`'s dtype.
 pub fn layer_norm_trainable(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
-    let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-    let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    let normed = centred.broadcast_div(&(variance + eps)?.sqrt()?)?;
-    scale_shift(&normed, gamma, beta)
+    scale_shift(&normalize_last(x, eps)?, gamma, beta)
 }
 
 /// The activation functions named by Hugging Face configs' `hidden_act`.

@@ -43,12 +43,12 @@ pub fn sum_rows(x: &Tensor) -> Result<Tensor> {
     }
 }
 
-fn fast_path(tensors: &[&Tensor]) -> bool {
+pub(super) fn fast_path(tensors: &[&Tensor]) -> bool {
     tensors.iter().all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
 }
 
 /// The values of a contiguous f32 tensor.
-fn values<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+pub(super) fn values<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     match (storage, layout.contiguous_offsets()) {
         (CpuStorage::F32(values), Some((start, end))) => Ok(&values[start..end]),
         _ => candle_core::bail!("{op} expects contiguous f32 values"),

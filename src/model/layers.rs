@@ -1,9 +1,10 @@
 //! Backward-safe building blocks: layer norm, multi-head attention, feed-forward, dropout.
 //!
 //! candle's fused `layer_norm`, `softmax_last_dim` and `candle_nn::LayerNorm` have no
-//! backward pass and silently stop gradients, so everything here is written from ops that
-//! do (`mean`, `sqr`, `sqrt`, `candle_nn::ops::softmax`). The gradient-flow tests in
-//! `tests/model_fusion.rs` fail if a fused op slips back in.
+//! backward pass and silently stop gradients, so everything here uses the encoders' ops
+//! that do (`ops::layer_norm_trainable`, `ops::softmax_last` in `Mode::Trainable`: fused
+//! too, with their own backward). The gradient-flow tests in `tests/model_fusion.rs` fail if
+//! an op without a backward slips in.
 
 use std::sync::{Arc, Mutex};
 
@@ -170,7 +171,7 @@ impl MultiHeadAttention {
                 Some(bias) => scores.broadcast_add(bias)?,
                 None => scores.clone(),
             };
-            candle_nn::ops::softmax(&scores, D::Minus1)
+            ops::softmax_last(&scores, ops::Mode::Trainable)
         })?;
         self.output.forward(&ops::merge_heads(&weights.matmul(&v)?)?)
     }
