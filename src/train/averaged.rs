@@ -74,7 +74,7 @@ fn average_files(
 
 /// The prediction files at `paths`, one per member, checked to hold the same samples in the
 /// same order. A missing file is an error that says so, followed by `why_missing`.
-pub fn read_member_predictions(
+fn read_member_predictions(
     paths: &[PathBuf],
     why_missing: &str,
 ) -> Result<Vec<Vec<Prediction>>> {
@@ -115,11 +115,11 @@ fn same_samples(a: &[Prediction], b: &[Prediction]) -> Result<()> {
 
 /// Per sample, each label's probability (in a label space's order), and the true labels'
 /// indices.
-pub type ProbabilitiesAndTruth = (Vec<Vec<f32>>, Vec<Vec<usize>>);
+type ProbabilitiesAndTruth = (Vec<Vec<f32>>, Vec<Vec<usize>>);
 
 /// Per sample: the members' mean probability of each label (in `space`'s order), and the
 /// true labels' indices.
-pub fn average_predictions(
+fn average_predictions(
     members: &[Vec<Prediction>],
     space: &LabelSpace,
 ) -> Result<ProbabilitiesAndTruth> {
