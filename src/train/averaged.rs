@@ -74,10 +74,7 @@ fn average_files(
 
 /// The prediction files at `paths`, one per member, checked to hold the same samples in the
 /// same order. A missing file is an error that says so, followed by `why_missing`.
-fn read_member_predictions(
-    paths: &[PathBuf],
-    why_missing: &str,
-) -> Result<Vec<Vec<Prediction>>> {
+fn read_member_predictions(paths: &[PathBuf], why_missing: &str) -> Result<Vec<Vec<Prediction>>> {
     let members = paths
         .iter()
         .map(|path| {
