@@ -593,10 +593,14 @@ fn trained_runs_average_into_an_ensemble_for_eval() {
         runs_of_each_format.push(a);
         kept.push(dir);
     }
-    // An AxiOM run and a RESTORE run label different things: refused, naming both.
-    let error = train::load_run_ensemble(&runs_of_each_format).err().unwrap().to_string();
-    assert!(error.contains("must share their labels"), "{error}");
-    for run in &runs_of_each_format {
-        assert!(error.contains(&run.display().to_string()), "{error}");
+    // An AxiOM run and a RESTORE run label different things: refused, naming both, whether
+    // loaded as models or scored from their kept predictions.
+    let loaded = train::load_run_ensemble(&runs_of_each_format).err().unwrap().to_string();
+    let kept = train::ensemble_validations(&runs_of_each_format).unwrap_err().to_string();
+    for error in [loaded, kept] {
+        assert!(error.contains("must share their labels"), "{error}");
+        for run in &runs_of_each_format {
+            assert!(error.contains(&run.display().to_string()), "{error}");
+        }
     }
 }

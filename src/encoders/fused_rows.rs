@@ -51,8 +51,9 @@ impl CustomOp1 for SoftmaxLast {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let xs = values(storage, layout, self.name())?;
+        let n = width(layout);
         let mut out = vec![0f32; xs.len()];
-        for (x, y) in xs.chunks_exact(width(layout)).zip(out.chunks_exact_mut(width(layout))) {
+        for (x, y) in xs.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
             let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0f32;
             for (y, &x) in y.iter_mut().zip(x) {

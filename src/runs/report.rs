@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::LabelSpace;
 use crate::metrics::{ClassMetrics, Metrics};
 
 /// Where a run stands. `report.json` holds it as the lower-case name (`"finished"`), which
@@ -54,6 +55,17 @@ pub struct Report {
     pub seconds: f64,
     /// `running` until the run ends as `finished`, `stopped` or `failed`.
     pub status: RunStatus,
+}
+
+impl Report {
+    /// The labels the run decides between, as it recorded them.
+    pub fn label_space(&self) -> LabelSpace {
+        LabelSpace {
+            name: self.dataset.clone(),
+            labels: self.labels.clone(),
+            multi_label: self.multi_label,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -37,9 +37,7 @@ pub fn score_members(
     scored: fn(&RunDir) -> PathBuf,
     why_missing: &str,
 ) -> Result<(usize, f64, f64)> {
-    let report = read_json::<Report>(&runs[0].report())?;
-    let space =
-        LabelSpace { name: report.dataset, labels: report.labels, multi_label: report.multi_label };
+    let space = read_json::<Report>(&runs[0].report())?.label_space();
     let (probabilities, truth) = average_files(runs, scored, &space, why_missing)?;
     let thresholds = match space.multi_label {
         true => Some(shared_thresholds(runs, &space, why_missing)?),

@@ -41,21 +41,8 @@ pub fn load_run_ensemble(run_dirs: &[PathBuf]) -> Result<RunEnsemble> {
         bail!("no run given");
     }
     let members = run_dirs.iter().map(|dir| load_trained_run(dir)).collect::<Result<Vec<_>>>()?;
+    check_shared_labels(members.iter().map(|m| (m.run.path.as_path(), &m.space)))?;
     let space = members[0].space.clone();
-    for member in &members[1..] {
-        if member.space != space {
-            bail!(
-                "{} labels {} memes ({}), {} labels {} memes ({}): an ensemble's runs must \
-                 share their labels",
-                members[0].run.path.display(),
-                space.name,
-                space.labels.join(", "),
-                member.run.path.display(),
-                member.space.name,
-                member.space.labels.join(", ")
-            );
-        }
-    }
     let thresholds = match (space.multi_label, members.as_slice()) {
         (false, _) => None,
         (true, [single]) => single.report.thresholds.clone(),
@@ -65,6 +52,29 @@ pub fn load_run_ensemble(run_dirs: &[PathBuf]) -> Result<RunEnsemble> {
         ),
     };
     Ok(RunEnsemble { members, space, thresholds })
+}
+
+/// Refuses runs (path and label space, in order) whose labels differ from the first's,
+/// naming both.
+fn check_shared_labels<'a>(
+    mut runs: impl Iterator<Item = (&'a Path, &'a LabelSpace)>,
+) -> Result<()> {
+    let Some((first_path, first)) = runs.next() else { return Ok(()) };
+    for (path, space) in runs {
+        if space != first {
+            bail!(
+                "{} labels {} memes ({}), {} labels {} memes ({}): an ensemble's runs must \
+                 share their labels",
+                first_path.display(),
+                first.name,
+                first.labels.join(", "),
+                path.display(),
+                space.name,
+                space.labels.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 impl RunEnsemble {
@@ -168,6 +178,8 @@ pub fn ensemble_validations(run_dirs: &[PathBuf]) -> Result<ValidationEnsemble> 
     let runs = run_dirs.iter().map(|dir| RunDir::open(dir)).collect::<Result<Vec<_>>>()?;
     let reports =
         runs.iter().map(|run| read_json::<Report>(&run.report())).collect::<Result<Vec<_>>>()?;
+    let spaces: Vec<LabelSpace> = reports.iter().map(Report::label_space).collect();
+    check_shared_labels(runs.iter().map(|r| r.path.as_path()).zip(&spaces))?;
     let (samples, macro_f1, weighted_f1) = score_members(&runs, RunDir::predictions, NO_EPOCH)?;
     Ok(ValidationEnsemble {
         members: run_dirs.to_vec(),
