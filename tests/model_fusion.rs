@@ -196,6 +196,44 @@ fn variables_without_gradient(varmap: &VarMap, model: &FusionModel, batch: &Batc
     missing
 }
 
+/// The training step (`FusionModel::loss_and_gradients`: members on their own threads, the
+/// fine-tuned text layers cut into shards of the batch) gives the loss and every variable's
+/// gradient of one forward and backward over the whole model and batch.
+fn assert_training_step_matches_one_backward(
+    varmap: &VarMap,
+    model: &FusionModel,
+    batch: &Batch,
+    tolerance: f32,
+) {
+    model.reseed_dropout(7);
+    let whole = model.loss(&model.forward(batch, true).unwrap(), batch).unwrap();
+    let whole_grads = whole.total.backward().unwrap();
+    model.reseed_dropout(7);
+    let (step, step_grads) = model.loss_and_gradients(batch).unwrap();
+
+    let close = |a: f32, b: f32| (a - b).abs() <= tolerance * a.abs().max(1e-3);
+    let total = whole.total.to_scalar::<f32>().unwrap();
+    assert!(close(total, step.total), "loss {total} vs {}", step.total);
+    assert_eq!(whole.components.len(), step.components.len());
+    for ((name, value), (step_name, step_value)) in whole.components.iter().zip(&step.components) {
+        let value = value.to_scalar::<f32>().unwrap();
+        assert_eq!(name, step_name);
+        assert!(close(value, *step_value), "{name}: {value} vs {step_value}");
+    }
+    for (name, var) in varmap.data().lock().unwrap().iter() {
+        let values = |grads: &candle_core::backprop::GradStore| -> Vec<f32> {
+            let grad = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient: {name}"));
+            grad.flatten_all().unwrap().to_vec1().unwrap()
+        };
+        let (expected, got) = (values(&whole_grads), values(&step_grads));
+        // A floor for variables whose true gradient is zero (a key bias shifts every score
+        // of a query alike, which softmax ignores): theirs is rounding noise.
+        let scale = expected.iter().fold(0f32, |m, g| m.max(g.abs())).max(1e-3);
+        let worst = expected.iter().zip(&got).fold(0f32, |m, (e, g)| m.max((e - g).abs()));
+        assert!(worst <= tolerance * scale, "{name}: off by {worst} (largest gradient {scale})");
+    }
+}
+
 fn assert_every_variable_learns(
     name: &str,
     ablation: Ablation,
@@ -276,7 +314,9 @@ fn check_fine_tuned_text_layers_get_gradients(
         (1, 2, Pooling::Attention),
     ] {
         let dims = FeatureDims { text: Some((exposed, TINY_HIDDEN)), image: Some(IMAGE) };
-        let (varmap, model) = build(&Ablation::default(), dims, 6, false, 5);
+        // Two members: the training step runs each on its own thread.
+        let config = ModelConfig { ensemble: 2, ..tiny_config() };
+        let (varmap, model) = build_with(&config, &Ablation::default(), dims, 6, false, 5);
         let top =
             TextTop::pretrained(&files, finetune, exposed, pooling, &varmap, &Device::Cpu).unwrap();
         let model = model.with_text_top(top).unwrap().with_compute_dtype(compute);
@@ -308,6 +348,9 @@ fn check_fine_tuned_text_layers_get_gradients(
             missing.is_empty(),
             "fine-tuning {finetune} ({pooling:?}): no gradient for {missing:?}"
         );
+        // bfloat16 rounds the two halves' activations differently from the whole batch's.
+        let tolerance = if compute == DType::F32 { 1e-5 } else { 3e-2 };
+        assert_training_step_matches_one_backward(&varmap, &model, &batch, tolerance);
 
         // Without token states the model cannot make its text stream.
         let err = model.forward(&without_text(data.batch(0..12, 6, false)), false);
@@ -728,6 +771,7 @@ fn an_ensemble_trains_every_member_and_averages_their_probabilities() {
             .map(|m| model.loss(m, &batch).unwrap().total.to_scalar::<f32>().unwrap())
             .sum();
         assert!((loss - member_losses / 3.0).abs() < 1e-5, "the loss is the members' mean");
+        assert_training_step_matches_one_backward(&varmap, &model, &batch, 1e-5);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Token-level hidden states of texts, stored ragged: the input of the fine-tuned top layers
 //! of the text encoder (`text_encoder.finetune_layers`).
 
+use std::ops::Range;
+
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 
@@ -11,6 +13,29 @@ pub struct TokenBatch {
     pub states: Tensor,
     /// `(batch, seq)` u32: 1 for a real token, 0 for padding.
     pub mask: Tensor,
+}
+
+impl TokenBatch {
+    /// How many texts the batch holds.
+    pub fn len(&self) -> usize {
+        self.mask.dim(0).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The texts at `rows`, padded only to the longest of them (a slice of a length-sorted
+    /// batch pads less than the whole batch did).
+    pub fn rows(&self, rows: Range<usize>) -> Result<TokenBatch> {
+        let count = rows.len();
+        let mask = self.mask.narrow(0, rows.start, count)?;
+        let longest = mask.sum(1)?.max(0)?.to_scalar::<u32>()? as usize;
+        Ok(TokenBatch {
+            states: self.states.narrow(0, rows.start, count)?.narrow(1, 0, longest)?,
+            mask: mask.narrow(1, 0, longest)?,
+        })
+    }
 }
 
 /// Every text's token states, concatenated: no memory is spent on padding, which on meme
@@ -127,6 +152,20 @@ mod tests {
         let second: Vec<Vec<f32>> = batch.states.get(1)?.to_vec2()?;
         assert_eq!(second, vec![vec![2.0, 2.0], vec![3.0, 3.0], vec![4.0, 4.0]]);
         assert_eq!(batch.mask.to_vec2::<u32>()?, vec![vec![1, 0, 0], vec![1, 1, 1]]);
+        Ok(())
+    }
+
+    #[test]
+    fn rows_of_a_batch_pad_only_to_their_longest_text() -> Result<()> {
+        let batch = three_texts().padded(&[0, 2, 1], &Device::Cpu)?;
+        let short = batch.rows(0..2)?;
+        assert_eq!(short.len(), 2);
+        assert_eq!(short.states.dims(), &[2, 2, 2]);
+        assert_eq!(short.mask.to_vec2::<u32>()?, vec![vec![1, 1], vec![1, 0]]);
+        assert_eq!(short.states.get(1)?.to_vec2::<f32>()?, vec![vec![5.0, 5.0], vec![0.0, 0.0]]);
+        let long = batch.rows(2..3)?;
+        assert_eq!(long.mask.to_vec2::<u32>()?, vec![vec![1, 1, 1]]);
+        assert_eq!(long.states.get(0)?.to_vec2::<f32>()?[2], vec![4.0, 4.0]);
         Ok(())
     }
 

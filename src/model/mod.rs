@@ -19,7 +19,9 @@ mod member;
 mod moe;
 mod projection;
 pub mod seeded_init;
+mod text_shards;
 mod text_top;
+mod train_step;
 
 use std::collections::HashMap;
 
@@ -35,6 +37,7 @@ use member::Member;
 use moe::load_balance_loss;
 pub use seeded_init::SeededVarMap;
 pub use text_top::{TextTop, TEXT_TOP};
+pub use train_step::StepLoss;
 // The shapes and batches the model consumes are the features layer's types.
 pub use crate::features::{FeatureDims, TokenBatch};
 
@@ -87,6 +90,20 @@ pub struct ModelOutput {
     /// the members'; the embeddings and gate weights are the first member's (the experts of
     /// different members are unrelated, so an average of their gates would mean nothing).
     pub members: Vec<ModelOutput>,
+}
+
+/// What every member reads: the text and image streams (each optional) and which samples
+/// have an image.
+struct Streams {
+    text: Option<Tensor>,
+    image: Option<Tensor>,
+    image_mask: Option<Tensor>,
+}
+
+impl Streams {
+    fn forward(&self, member: &Member, batch: &Batch, train: bool) -> Result<ModelOutput> {
+        member.forward(self.text.as_ref(), self.image.as_ref(), &self.image_mask, batch, train)
+    }
 }
 
 /// The total loss and its named parts (for the dashboard's loss pane).
@@ -220,15 +237,50 @@ impl FusionModel {
     /// `train` enables dropout. With `train = false` the output is a deterministic function
     /// of the batch, and each sample's logits depend on that sample alone.
     pub fn forward(&self, batch: &Batch, train: bool) -> Result<ModelOutput> {
-        let from_tokens = match (&self.text_top, &batch.text_tokens) {
-            (None, _) => None,
-            (Some(top), Some(tokens)) => Some(top.forward(tokens, train, self.compute)?),
+        let from_tokens = match self.fine_tuned_input(batch)? {
+            Some((top, tokens)) => Some(top.forward(tokens, train, self.compute)?),
+            None => None,
+        };
+        self.heads_forward(batch, from_tokens.as_ref(), train)
+    }
+
+    /// The fine-tuned layers and the batch's token states they run on, when the model has
+    /// such layers.
+    fn fine_tuned_input<'a>(
+        &'a self,
+        batch: &'a Batch,
+    ) -> Result<Option<(&'a TextTop, &'a TokenBatch)>> {
+        match (&self.text_top, &batch.text_tokens) {
+            (None, _) => Ok(None),
+            (Some(top), Some(tokens)) => Ok(Some((top, tokens))),
             (Some(_), None) => candle_core::bail!(
                 "the model fine-tunes text layers (text_encoder.finetune_layers) but the batch \
                  has no token states"
             ),
-        };
-        let text_input = from_tokens.as_ref().or(batch.text.as_ref());
+        }
+    }
+
+    /// Everything after the text encoder: the members on `from_tokens` (the fine-tuned
+    /// layers' text stream) or else the batch's cached text features.
+    fn heads_forward(
+        &self,
+        batch: &Batch,
+        from_tokens: Option<&Tensor>,
+        train: bool,
+    ) -> Result<ModelOutput> {
+        let streams = self.streams(batch, from_tokens)?;
+        let outputs = self
+            .members
+            .iter()
+            .map(|member| streams.forward(member, batch, train))
+            .collect::<Result<Vec<_>>>()?;
+        self.combine(outputs)
+    }
+
+    /// The members' inputs, checked against the shapes the model was built for and in its
+    /// compute dtype.
+    fn streams(&self, batch: &Batch, from_tokens: Option<&Tensor>) -> Result<Streams> {
+        let text_input = from_tokens.or(batch.text.as_ref());
         let compute = |t: Option<&Tensor>| t.map(|t| t.to_dtype(self.compute)).transpose();
         let text = compute(self.checked_stream("text", text_input, self.dims.text)?)?;
         let image =
@@ -237,12 +289,7 @@ impl FusionModel {
             Some(image) => Some(self.image_mask(batch, image)?),
             None => None,
         };
-        let outputs = self
-            .members
-            .iter()
-            .map(|member| member.forward(text.as_ref(), image.as_ref(), &image_mask, batch, train))
-            .collect::<Result<Vec<_>>>()?;
-        self.combine(outputs)
+        Ok(Streams { text, image, image_mask })
     }
 
     /// Classification (CE or BCE) + weighted contrastive + load-balancing terms:

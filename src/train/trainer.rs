@@ -151,23 +151,18 @@ impl Trainer<'_> {
         learner.optimizers.set_learning_rate(lr);
         let batch = batch(features, &learner.targets, indices, self.device)?;
         learner.model.reseed_dropout(progress.state.global_step);
-        let output = learner.model.forward(&batch, true)?;
-        let parts = learner.model.loss(&output, &batch)?;
-        let loss = parts.total.to_scalar::<f32>()?;
+        let (parts, mut grads) = learner.model.loss_and_gradients(&batch)?;
+        let loss = parts.total;
         if !loss.is_finite() {
             return Err(self.non_finite_loss(loss, tally.epoch, progress));
         }
-        let mut grads = parts.total.backward()?;
         clip_gradients(&mut grads, &learner.vars, self.config.train.grad_clip)?;
         learner.optimizers.step(&grads)?;
         progress.state.global_step += 1;
         tally.loss_sum += f64::from(loss) * indices.len() as f64;
         tally.seen += indices.len();
         tally.lr = lr;
-        let mut components = BTreeMap::new();
-        for (name, value) in &parts.components {
-            components.insert(name.clone(), value.to_scalar::<f32>()?);
-        }
+        let components = parts.components.into_iter().collect::<BTreeMap<_, _>>();
         (self.emit)(TrainEvent::Step(StepRecord {
             epoch: tally.epoch,
             global_step: progress.state.global_step,

@@ -1,0 +1,134 @@
+//! One training step's loss and gradients, with the work spread over the CPU's cores.
+//!
+//! candle's CPU backend splits matrix products over threads but runs every other op, and
+//! the whole backward walk, on the calling thread. Two facts about this model let the step
+//! itself run in parallel instead:
+//! - the loss is the mean of the ensemble members' losses, and a member's loss depends only
+//!   on the shared input streams, the batch and that member's own weights: each member runs
+//!   forward, loss and backward on its own thread, and their gradients are added (the
+//!   shared text stream's included);
+//! - fine-tuned text layers see each text alone: they run as [`TextShards`] of the batch,
+//!   which complete their weights' gradients from the text stream's summed gradient.
+//!
+//! The loss and every gradient equal those of one backward walk over the whole batch up to
+//! rounding (sums taken in another order). On a GPU the members run one after the other
+//! and the text layers unsharded: its kernels are already parallel.
+
+use candle_core::backprop::GradStore;
+use candle_core::Result;
+use rayon::prelude::*;
+
+use super::text_shards::TextShards;
+use super::{Batch, FusionModel, LossParts};
+
+/// A step's loss and its named parts as numbers (for the step's event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepLoss {
+    /// The mean of the members' total losses.
+    pub total: f32,
+    /// Each unweighted term, averaged over the members.
+    pub components: Vec<(String, f32)>,
+}
+
+impl FusionModel {
+    /// The training loss of `batch` (dropout on) and the gradients of every variable.
+    pub fn loss_and_gradients(&self, batch: &Batch) -> Result<(StepLoss, GradStore)> {
+        let on_cpu = self.runs_on_cpu(batch);
+        let (from_tokens, shards) = match self.fine_tuned_input(batch)? {
+            Some((top, tokens)) if on_cpu && tokens.len() > 1 => {
+                let (text, shards) = TextShards::forward(top, tokens, self.compute)?;
+                (Some(text), shards)
+            }
+            Some((top, tokens)) => {
+                (Some(top.forward(tokens, true, self.compute)?), TextShards::default())
+            }
+            None => (None, TextShards::default()),
+        };
+        let streams = self.streams(batch, from_tokens.as_ref())?;
+        let share = 1.0 / self.members.len() as f64;
+        let member_step = |member| -> Result<(LossParts, GradStore)> {
+            let parts = self.member_loss(&streams.forward(member, batch, true)?, batch)?;
+            let grads = (&parts.total * share)?.backward()?;
+            Ok((parts, grads))
+        };
+        let steps = if on_cpu {
+            self.members.par_iter().map(member_step).collect::<Result<Vec<_>>>()?
+        } else {
+            self.members.iter().map(member_step).collect::<Result<Vec<_>>>()?
+        };
+
+        let mut losses = Vec::with_capacity(steps.len());
+        let mut grads: Option<GradStore> = None;
+        for (parts, member_grads) in steps {
+            losses.push(scalars(&parts)?);
+            grads = Some(match grads {
+                None => member_grads,
+                Some(mut sum) => {
+                    add_gradients(&mut sum, &member_grads)?;
+                    sum
+                }
+            });
+        }
+        let Some(mut grads) = grads else {
+            candle_core::bail!("the model has no members");
+        };
+        shards.backward_into(&mut grads)?;
+        Ok((mean_loss(losses), grads))
+    }
+
+    /// Whether the batch's tensors live in main memory (a batch has at least one stream).
+    fn runs_on_cpu(&self, batch: &Batch) -> bool {
+        let any = batch
+            .text_tokens
+            .as_ref()
+            .map(|t| &t.states)
+            .or(batch.text.as_ref())
+            .or(batch.image.as_ref())
+            .or(batch.lexical.as_ref());
+        any.is_none_or(|t| t.device().is_cpu())
+    }
+}
+
+/// Adds every gradient of `more` into `grads` (a variable missing from `grads` gets it).
+pub(super) fn add_gradients(grads: &mut GradStore, more: &GradStore) -> Result<()> {
+    let ids = more.get_ids().copied().collect::<Vec<_>>();
+    for id in ids {
+        let Some(grad) = more.get_id(id) else { continue };
+        let sum = match grads.get_id(id) {
+            Some(earlier) => (earlier + grad)?,
+            None => grad.clone(),
+        };
+        grads.insert_id(id, sum);
+    }
+    Ok(())
+}
+
+fn scalars(parts: &LossParts) -> Result<StepLoss> {
+    Ok(StepLoss {
+        total: parts.total.to_scalar::<f32>()?,
+        components: parts
+            .components
+            .iter()
+            .map(|(name, value)| Ok((name.clone(), value.to_scalar::<f32>()?)))
+            .collect::<Result<Vec<_>>>()?,
+    })
+}
+
+/// The members' losses averaged (members of one model have the same components).
+fn mean_loss(losses: Vec<StepLoss>) -> StepLoss {
+    let n = losses.len().max(1) as f32;
+    let mut sum = StepLoss { total: 0.0, components: Vec::new() };
+    for loss in losses {
+        sum.total += loss.total;
+        if sum.components.is_empty() {
+            sum.components = loss.components;
+        } else {
+            for ((_, total), (_, value)) in sum.components.iter_mut().zip(&loss.components) {
+                *total += value;
+            }
+        }
+    }
+    sum.total /= n;
+    sum.components.iter_mut().for_each(|(_, value)| *value /= n);
+    sum
+}
