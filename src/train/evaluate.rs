@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 
 use super::batches::{batch, inputs, length_sorted_batches, Targets};
 use crate::data::{LabelSpace, Sample};
@@ -32,18 +33,22 @@ pub fn validation_outputs(
     batch_size: usize,
     device: &Device,
 ) -> Result<ValidationOutputs> {
+    let chunks = evaluation_batches(features, batch_size);
+    let outputs = each_batch(&chunks, device, |chunk| {
+        let batch = batch(features, targets, chunk, device)?;
+        let output = model.forward(&batch, false)?;
+        let loss = model.loss(&output, &batch)?.total.to_scalar::<f32>()?;
+        Ok((loss, model.probabilities(&output.logits)?, output.gates))
+    })?;
     let mut probabilities = vec![Vec::new(); features.len()];
     let mut gates: Option<Vec<Vec<f32>>> = None;
     let mut loss_sum = 0.0;
-    for chunk in evaluation_batches(features, batch_size) {
-        let batch = batch(features, targets, &chunk, device)?;
-        let output = model.forward(&batch, false)?;
-        let loss = model.loss(&output, &batch)?;
-        loss_sum += loss.total.to_scalar::<f32>()? * chunk.len() as f32;
-        scatter(&mut probabilities, &chunk, &model.probabilities(&output.logits)?)?;
-        if let Some(g) = &output.gates {
+    for (chunk, (loss, batch_probabilities, batch_gates)) in chunks.iter().zip(outputs) {
+        loss_sum += loss * chunk.len() as f32;
+        scatter(&mut probabilities, chunk, &batch_probabilities)?;
+        if let Some(g) = &batch_gates {
             let all = gates.get_or_insert_with(|| vec![Vec::new(); features.len()]);
-            scatter(all, &chunk, g)?;
+            scatter(all, chunk, g)?;
         }
     }
     Ok(ValidationOutputs { probabilities, gates, loss: loss_sum / features.len().max(1) as f32 })
@@ -56,12 +61,31 @@ pub fn probabilities(
     batch_size: usize,
     device: &Device,
 ) -> Result<Vec<Vec<f32>>> {
+    let chunks = evaluation_batches(features, batch_size);
+    let outputs = each_batch(&chunks, device, |chunk| {
+        let output = model.forward(&inputs(features, chunk, device)?, false)?;
+        Ok(model.probabilities(&output.logits)?)
+    })?;
     let mut probabilities = vec![Vec::new(); features.len()];
-    for chunk in evaluation_batches(features, batch_size) {
-        let output = model.forward(&inputs(features, &chunk, device)?, false)?;
-        scatter(&mut probabilities, &chunk, &model.probabilities(&output.logits)?)?;
+    for (chunk, batch_probabilities) in chunks.iter().zip(outputs) {
+        scatter(&mut probabilities, chunk, &batch_probabilities)?;
     }
     Ok(probabilities)
+}
+
+/// `f` of every batch, in order. On the CPU the batches run on rayon's threads (candle runs
+/// all but its matrix products on the calling thread, so one batch at a time leaves cores
+/// idle); each batch's result is the same either way.
+fn each_batch<T: Send>(
+    chunks: &[Vec<usize>],
+    device: &Device,
+    f: impl Fn(&[usize]) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    if device.is_cpu() {
+        chunks.par_iter().map(|chunk| f(chunk)).collect()
+    } else {
+        chunks.iter().map(|chunk| f(chunk)).collect()
+    }
 }
 
 /// Every sample once; by length when fine-tuned layers pad each batch to its longest text.
