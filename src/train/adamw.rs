@@ -17,6 +17,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, DeviceLocation, Result, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW};
+use rayon::prelude::*;
 
 pub struct FusedAdamW {
     /// Where each parameter's moments live, in the order the parameters were given.
@@ -91,11 +92,11 @@ impl Optimizer for FusedAdamW {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step_t += 1;
         let step = Step::new(&self.params, self.step_t);
-        for moments in &mut self.host {
-            if let Some(grad) = grads.get(&moments.var) {
-                moments.step(grad, &step)?;
-            }
-        }
+        // Each parameter's update is independent of the others': spread them over the cores.
+        self.host.par_iter_mut().try_for_each(|moments| match grads.get(&moments.var) {
+            Some(grad) => moments.step(grad, &step),
+            None => Ok(()),
+        })?;
         for group in &mut self.groups {
             group.step(grads, &step)?;
         }
