@@ -241,7 +241,13 @@ impl FusionModel {
             Some((top, tokens)) => Some(top.forward(tokens, train, self.compute)?),
             None => None,
         };
-        self.heads_forward(batch, from_tokens.as_ref(), train)
+        let streams = self.streams(batch, from_tokens.as_ref())?;
+        let outputs = self
+            .members
+            .iter()
+            .map(|member| streams.forward(member, batch, train))
+            .collect::<Result<Vec<_>>>()?;
+        self.combine(outputs)
     }
 
     /// The fine-tuned layers and the batch's token states they run on, when the model has
@@ -260,25 +266,9 @@ impl FusionModel {
         }
     }
 
-    /// Everything after the text encoder: the members on `from_tokens` (the fine-tuned
-    /// layers' text stream) or else the batch's cached text features.
-    fn heads_forward(
-        &self,
-        batch: &Batch,
-        from_tokens: Option<&Tensor>,
-        train: bool,
-    ) -> Result<ModelOutput> {
-        let streams = self.streams(batch, from_tokens)?;
-        let outputs = self
-            .members
-            .iter()
-            .map(|member| streams.forward(member, batch, train))
-            .collect::<Result<Vec<_>>>()?;
-        self.combine(outputs)
-    }
-
-    /// The members' inputs, checked against the shapes the model was built for and in its
-    /// compute dtype.
+    /// The members' inputs: the fine-tuned layers' text stream (`from_tokens`) or else the
+    /// batch's cached text features, and the image stream, checked against the shapes the
+    /// model was built for and in its compute dtype.
     fn streams(&self, batch: &Batch, from_tokens: Option<&Tensor>) -> Result<Streams> {
         let text_input = from_tokens.or(batch.text.as_ref());
         let compute = |t: Option<&Tensor>| t.map(|t| t.to_dtype(self.compute)).transpose();
