@@ -351,6 +351,10 @@ fn check_fine_tuned_text_layers_get_gradients(
         // bfloat16 rounds the two halves' activations differently from the whole batch's.
         let tolerance = if compute == DType::F32 { 1e-5 } else { 3e-2 };
         assert_training_step_matches_one_backward(&varmap, &model, &batch, tolerance);
+        // A batch of one text is one shard.
+        let mut single = without_text(data.batch(0..1, 6, false));
+        single.text_tokens = Some(batch.text_tokens.as_ref().unwrap().rows(0..1).unwrap());
+        assert_training_step_matches_one_backward(&varmap, &model, &single, tolerance);
 
         // Without token states the model cannot make its text stream.
         let err = model.forward(&without_text(data.batch(0..12, 6, false)), false);

@@ -11,8 +11,8 @@
 //!   which complete their weights' gradients from the text stream's summed gradient.
 //!
 //! The loss and every gradient equal those of one backward walk over the whole batch up to
-//! rounding (sums taken in another order). On a GPU the members run one after the other
-//! and the text layers unsharded: its kernels are already parallel.
+//! rounding (sums taken in another order). On a GPU the step is that one walk: its kernels
+//! are already parallel.
 
 use candle_core::backprop::GradStore;
 use candle_core::Result;
@@ -33,29 +33,33 @@ pub struct StepLoss {
 impl FusionModel {
     /// The training loss of `batch` (dropout on) and the gradients of every variable.
     pub fn loss_and_gradients(&self, batch: &Batch) -> Result<(StepLoss, GradStore)> {
-        let on_cpu = self.runs_on_cpu(batch);
+        if !self.runs_on_cpu(batch) {
+            // One backward walk: a GPU's kernels are parallel already, and per-member walks
+            // would each go back through the shared fine-tuned layers.
+            let parts = self.loss(&self.forward(batch, true)?, batch)?;
+            let grads = parts.total.backward()?;
+            return Ok((scalars(&parts)?, grads));
+        }
+        // The members' graphs end at the shards' leaves, so no member's backward walk goes
+        // through the fine-tuned layers: the shards do that once.
         let (from_tokens, shards) = match self.fine_tuned_input(batch)? {
-            Some((top, tokens)) if on_cpu && tokens.len() > 1 => {
+            Some((top, tokens)) => {
                 let (text, shards) = TextShards::forward(top, tokens, self.compute)?;
                 (Some(text), shards)
-            }
-            Some((top, tokens)) => {
-                (Some(top.forward(tokens, true, self.compute)?), TextShards::default())
             }
             None => (None, TextShards::default()),
         };
         let streams = self.streams(batch, from_tokens.as_ref())?;
         let share = 1.0 / self.members.len() as f64;
-        let member_step = |member| -> Result<(LossParts, GradStore)> {
-            let parts = self.member_loss(&streams.forward(member, batch, true)?, batch)?;
-            let grads = (&parts.total * share)?.backward()?;
-            Ok((parts, grads))
-        };
-        let steps = if on_cpu {
-            self.members.par_iter().map(member_step).collect::<Result<Vec<_>>>()?
-        } else {
-            self.members.iter().map(member_step).collect::<Result<Vec<_>>>()?
-        };
+        let steps = self
+            .members
+            .par_iter()
+            .map(|member| -> Result<(LossParts, GradStore)> {
+                let parts = self.member_loss(&streams.forward(member, batch, true)?, batch)?;
+                let grads = (&parts.total * share)?.backward()?;
+                Ok((parts, grads))
+            })
+            .collect::<Result<Vec<_>>>()?;
 
         let mut losses = Vec::with_capacity(steps.len());
         let mut grads: Option<GradStore> = None;
