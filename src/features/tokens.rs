@@ -27,7 +27,7 @@ impl TokenBatch {
 
     /// The texts at `rows`, padded only to the longest of them (a slice of a length-sorted
     /// batch pads less than the whole batch did).
-    pub fn rows(&self, rows: Range<usize>) -> Result<TokenBatch> {
+    pub fn rows(&self, rows: Range<usize>) -> candle_core::Result<TokenBatch> {
         let count = rows.len();
         let mask = self.mask.narrow(0, rows.start, count)?;
         let longest = mask.sum(1)?.max(0)?.to_scalar::<u32>()? as usize;

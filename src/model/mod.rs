@@ -112,6 +112,33 @@ pub struct LossParts {
     pub components: Vec<(String, Tensor)>,
 }
 
+impl LossParts {
+    /// An ensemble's loss: the mean of its members' (members of one model have the same
+    /// components). One member's is its own.
+    fn mean(mut members: Vec<LossParts>) -> Result<LossParts> {
+        if members.len() == 1 {
+            return Ok(members.remove(0));
+        }
+        let Some(first) = members.first() else {
+            candle_core::bail!("the model has no members");
+        };
+        let mean = |tensors: Vec<Tensor>| Tensor::stack(&tensors, 0)?.mean(0);
+        let total = mean(members.iter().map(|p| p.total.clone()).collect())?;
+        let components = first
+            .components
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| {
+                Ok((
+                    name.clone(),
+                    mean(members.iter().map(|p| p.components[i].1.clone()).collect())?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LossParts { total, components })
+    }
+}
+
 /// The fusion classifier. Build it from a [`VarBuilder`] over a `VarMap` (preferably through
 /// [`seeded_var_builder`] for reproducible weights), train the `VarMap`'s variables.
 pub struct FusionModel {
@@ -296,17 +323,7 @@ impl FusionModel {
             .iter()
             .map(|m| self.member_loss(m, batch))
             .collect::<Result<Vec<_>>>()?;
-        let mean = |tensors: Vec<Tensor>| Tensor::stack(&tensors, 0)?.mean(0);
-        let total = mean(parts.iter().map(|p| p.total.clone()).collect())?;
-        let components = parts[0]
-            .components
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| {
-                Ok((name.clone(), mean(parts.iter().map(|p| p.components[i].1.clone()).collect())?))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(LossParts { total, components })
+        LossParts::mean(parts)
     }
 
     /// One member's loss on its own outputs.

@@ -47,7 +47,7 @@ impl TextShards {
         let ranges = shard_ranges(tokens.len(), SHARDS);
         let outputs = ranges
             .into_par_iter()
-            .map(|rows| top.forward(&tokens.rows(rows).map_err(wrap)?, true, compute))
+            .map(|rows| top.forward(&tokens.rows(rows)?, true, compute))
             .collect::<Result<Vec<_>>>()?;
         let parts = outputs
             .into_iter()
@@ -93,10 +93,6 @@ fn shard_ranges(len: usize, shards: usize) -> Vec<std::ops::Range<usize>> {
         })
         .filter(|range| !range.is_empty())
         .collect()
-}
-
-fn wrap(error: anyhow::Error) -> candle_core::Error {
-    candle_core::Error::Msg(format!("{error:#}"))
 }
 
 #[cfg(test)]

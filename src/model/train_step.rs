@@ -61,23 +61,16 @@ impl FusionModel {
             })
             .collect::<Result<Vec<_>>>()?;
 
-        let mut losses = Vec::with_capacity(steps.len());
-        let mut grads: Option<GradStore> = None;
-        for (parts, member_grads) in steps {
-            losses.push(scalars(&parts)?);
-            grads = Some(match grads {
-                None => member_grads,
-                Some(mut sum) => {
-                    add_gradients(&mut sum, &member_grads)?;
-                    sum
-                }
-            });
-        }
-        let Some(mut grads) = grads else {
+        let (parts, member_grads): (Vec<_>, Vec<_>) = steps.into_iter().unzip();
+        let mut member_grads = member_grads.into_iter();
+        let Some(mut grads) = member_grads.next() else {
             candle_core::bail!("the model has no members");
         };
+        for more in member_grads {
+            add_gradients(&mut grads, &more)?;
+        }
         shards.backward_into(&mut grads)?;
-        Ok((mean_loss(losses), grads))
+        Ok((scalars(&LossParts::mean(parts)?)?, grads))
     }
 
     /// Whether the batch's tensors live in main memory (a batch has at least one stream).
@@ -116,23 +109,4 @@ fn scalars(parts: &LossParts) -> Result<StepLoss> {
             .map(|(name, value)| Ok((name.clone(), value.to_scalar::<f32>()?)))
             .collect::<Result<Vec<_>>>()?,
     })
-}
-
-/// The members' losses averaged (members of one model have the same components).
-fn mean_loss(losses: Vec<StepLoss>) -> StepLoss {
-    let n = losses.len().max(1) as f32;
-    let mut sum = StepLoss { total: 0.0, components: Vec::new() };
-    for loss in losses {
-        sum.total += loss.total;
-        if sum.components.is_empty() {
-            sum.components = loss.components;
-        } else {
-            for ((_, total), (_, value)) in sum.components.iter_mut().zip(&loss.components) {
-                *total += value;
-            }
-        }
-    }
-    sum.total /= n;
-    sum.components.iter_mut().for_each(|(_, value)| *value /= n);
-    sum
 }
