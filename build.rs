@@ -15,7 +15,10 @@ fn git(args: &[&str]) -> Option<String> {
 /// Writes `$OUT_DIR/demo_files.rs`: `[(relative path, bytes)]` of `configs/demo.toml` and
 /// every file under `assets/demo`, in a stable order.
 fn embed_demo() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Read when the script runs, not when it is compiled: checkouts that share a target
+    // directory share this script's binary, and each must list its own files.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir);
     let mut files = vec!["configs/demo.toml".to_string()];
     let mut pending = vec![root.join("assets/demo")];
     while let Some(dir) = pending.pop() {

@@ -10,7 +10,7 @@ use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 use super::fused_rows::normalize_last;
-use super::row_ops::{add_bias, scale_shift};
+use super::row_ops::{add_bias_in_place, scale_shift};
 
 /// Runs `f` on `xs` in f32 and returns its result in `xs`'s dtype. Mixed precision
 /// (`train.precision = "bf16"`) keeps the reductions whose rounding would hurt — layer-norm
@@ -73,7 +73,8 @@ impl Module for Linear {
         let flat = xs.reshape((rows, in_dim[0]))?;
         let mut out = flat.matmul(&as_compute(&self.weight, xs)?.t()?)?;
         if let Some(bias) = &self.bias {
-            out = add_bias(&out, &as_compute(bias, xs)?)?;
+            // The product is fresh: frozen layers add the bias into it without a copy.
+            out = add_bias_in_place(out, &as_compute(bias, xs)?)?;
         }
         let mut shape = lead.to_vec();
         shape.push(self.out_dim());

@@ -12,7 +12,8 @@
 //! Contiguous f32 CPU tensors take these kernels; anything else (CUDA, bf16) takes candle's
 //! broadcast ops, whose reductions there are fast.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Result};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, InplaceOp2};
+use candle_core::{Layout, Result};
 use candle_core::{Shape, Tensor};
 
 /// `x + bias` with `bias` `(n)` added to every row of `x` `(…, n)`.
@@ -21,6 +22,20 @@ pub fn add_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op2(&bias.contiguous()?, AddBias)
     } else {
         x.broadcast_add(bias)
+    }
+}
+
+/// [`add_bias`] written into `fresh` itself, which saves the copy of `x` that `add_bias`
+/// makes (a frozen encoder's every dense layer pays it). `fresh` must be a tensor nothing
+/// else holds: an op's output before any view of it is taken. Where there is a graph to keep
+/// (either side tracks a gradient) or no CPU kernel, it is [`add_bias`].
+pub fn add_bias_in_place(fresh: Tensor, bias: &Tensor) -> Result<Tensor> {
+    let untracked = !fresh.track_op() && !bias.track_op();
+    if untracked && fast_path(&[&fresh, bias]) && fresh.is_contiguous() {
+        fresh.inplace_op2(&bias.contiguous()?, &AddBiasInPlace)?;
+        Ok(fresh)
+    } else {
+        add_bias(&fresh, bias)
     }
 }
 
@@ -82,9 +97,7 @@ impl CustomOp2 for AddBias {
         let (x, bias) =
             (values(x, x_layout, self.name())?, values(bias, bias_layout, self.name())?);
         let mut out = x.to_vec();
-        for row in out.chunks_exact_mut(n) {
-            row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-        }
+        add_to_rows(&mut out, bias, n);
         Ok((CpuStorage::F32(out), x_layout.shape().clone()))
     }
 
@@ -96,6 +109,38 @@ impl CustomOp2 for AddBias {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         Ok((Some(grad.clone()), Some(sum_rows(grad)?)))
+    }
+}
+
+/// [`AddBias`] into `x`'s own storage.
+struct AddBiasInPlace;
+
+impl InplaceOp2 for AddBiasInPlace {
+    fn name(&self) -> &'static str {
+        "add-bias-in-place"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &mut CpuStorage,
+        x_layout: &Layout,
+        bias: &CpuStorage,
+        bias_layout: &Layout,
+    ) -> Result<()> {
+        let n = row_width(x_layout, bias_layout, self.name())?;
+        let bias = values(bias, bias_layout, self.name())?;
+        match (x, x_layout.contiguous_offsets()) {
+            (CpuStorage::F32(x), Some((start, end))) => add_to_rows(&mut x[start..end], bias, n),
+            _ => candle_core::bail!("add-bias-in-place expects contiguous f32 values"),
+        }
+        Ok(())
+    }
+}
+
+/// Adds `bias` (`n` values) to each row of `rows`.
+fn add_to_rows(rows: &mut [f32], bias: &[f32], n: usize) {
+    for row in rows.chunks_exact_mut(n) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
     }
 }
 
@@ -201,6 +246,32 @@ mod tests {
             assert_eq!(bits(a)?, bits(b)?);
             assert!(a.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
         }
+        Ok(())
+    }
+
+    /// In place only where nothing is tracked: the same values, and a graph is never cut.
+    #[test]
+    fn bias_in_place_equals_add_bias_and_keeps_gradients() -> Result<()> {
+        let device = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (4, 6), &device)?;
+        let bias = Tensor::randn(0f32, 1.0, 6, &device)?;
+        let expected = add_bias(&x, &bias)?.to_vec2::<f32>()?;
+        let fresh = x.copy()?;
+        assert_eq!(add_bias_in_place(fresh.clone(), &bias)?.to_vec2::<f32>()?, expected);
+        // It wrote into `fresh`'s own storage (which is why the caller must own it alone).
+        assert_eq!(fresh.to_vec2::<f32>()?, expected);
+
+        // A tracked side (a trained bias, or an input with a graph behind it) takes the op
+        // with a backward: written in place, the bias would get no gradient.
+        let trained_bias = Var::from_tensor(&bias)?;
+        let out = add_bias_in_place(x.copy()?, &trained_bias)?;
+        assert_eq!(out.to_vec2::<f32>()?, expected);
+        let grads = out.sqr()?.sum_all()?.backward()?;
+        assert!(grads.get(&trained_bias).unwrap().abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+        let trained_x = Var::from_tensor(&x)?;
+        let out = add_bias_in_place(trained_x.affine(2.0, 0.0)?, &bias)?;
+        let grads = out.sqr()?.sum_all()?.backward()?;
+        assert!(grads.get(&trained_x).unwrap().abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
         Ok(())
     }
 
